@@ -1,0 +1,1 @@
+"""Dashboard: the Streamlit coil map and defect history."""

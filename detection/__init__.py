@@ -1,0 +1,1 @@
+"""Detection: tiling, anomaly scorers, classifiers and workers (plain torch.nn)."""

@@ -1,0 +1,1 @@
+"""Fusion: upstream evidence for downstream classification, and the data tools."""

@@ -1,0 +1,1 @@
+"""Ingestion: scheduled, idempotent per-line jobs that feed the shared coil model."""
