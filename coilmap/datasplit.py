@@ -1,0 +1,72 @@
+"""The one, documented, deterministic partition of the real image data.
+
+Every image of ``../shared/data`` belongs to exactly one part, decided by a stable hash of its
+group key (never by file order or a random generator), so the demo plant renders defects from
+images that no classifier has been trained, tuned or tested on, and accuracy measured on the
+demo plant is honest.
+
+NEU-DET (per image; the duplicate pair patches_101 / patches_105 shares one group):
+
+- ``train`` 60 %: classifier training;
+- ``val``   10 %: model selection, early stopping, thresholds;
+- ``test``  15 %: the held-out figures reported in docs/;
+- ``render`` 15 %: the demo plant's defect crops; never used by any model.
+
+Magnetic tile (per image id): ``train`` 60 %, ``val`` 10 %, ``test`` 30 %. Anomaly scorers train
+on the ``train`` part of ``MT_Free`` only; defect images are never trained on by them.
+
+>>> neu_part("patches_101") == neu_part("patches_105")
+True
+>>> sorted({neu_part(f"crazing_{n}") for n in range(1, 300)})
+['render', 'test', 'train', 'val']
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+Part = Literal["train", "val", "test", "render"]
+
+NEU_CLASSES: tuple[str, ...] = (
+    "crazing",
+    "inclusion",
+    "patches",
+    "pitted_surface",
+    "rolled-in_scale",
+    "scratches",
+)
+
+# Images that are the same picture stay in one part.
+_NEU_SAME_GROUP = {"patches_105": "patches_101"}
+
+_NEU_BUCKETS: tuple[tuple[int, Part], ...] = ((60, "train"), (70, "val"), (85, "test"), (100, "render"))
+_MT_BUCKETS: tuple[tuple[int, Part], ...] = ((60, "train"), (70, "val"), (100, "test"))
+
+
+def _bucket(key: str) -> int:
+    """A stable number in [0, 100) for ``key`` (sha1, independent of Python's hash seed)."""
+    return int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "big") % 100
+
+
+def _part(key: str, buckets: tuple[tuple[int, Part], ...]) -> Part:
+    b = _bucket(key)
+    for upper, part in buckets:
+        if b < upper:
+            return part
+    raise AssertionError("buckets must end at 100")
+
+
+def neu_part(stem: str) -> Part:
+    """The part of a NEU image, by its file stem (e.g. ``"crazing_12"``)."""
+    return _part("neu:" + _NEU_SAME_GROUP.get(stem, stem), _NEU_BUCKETS)
+
+
+def neu_class(stem: str) -> str:
+    """The image-level class of a NEU file stem (``"rolled-in_scale_7"`` -> ``"rolled-in_scale"``)."""
+    return stem.rsplit("_", 1)[0]
+
+
+def mt_part(class_dir: str, image_id: str) -> Part:
+    """The part of a magnetic tile image, by its class folder (``MT_Free``) and id."""
+    return _part(f"mt:{class_dir}:{image_id}", _MT_BUCKETS)
