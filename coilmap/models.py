@@ -140,9 +140,7 @@ class Piece(Base):
     line_id: Mapped[int | None] = mapped_column(ForeignKey("lines.id"), index=True)
     made_at: Mapped[datetime | None]
     coil_no: Mapped[str | None] = mapped_column(String(64))
-    produced_by_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("operations.id"), index=True
-    )
+    produced_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("operations.id"), index=True)
     # The piece's own fields from its events that have no column (customer, order, ...).
     record: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -167,11 +165,11 @@ class ReferenceMark(Base):
     """An explicit reference mark (punched hole, paint mark) at a known spot of a piece."""
 
     __tablename__ = "reference_marks"
-    __table_args__ = (UniqueConstraint("piece_id", "mark_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    piece_id: Mapped[int] = mapped_column(BigId, ForeignKey("pieces.id"))
-    mark_id: Mapped[str] = mapped_column(String(128))
+    piece_id: Mapped[int] = mapped_column(BigId, ForeignKey("pieces.id"), index=True)
+    # Unique in the whole plant (a hole punched once has one id wherever the strip goes).
+    mark_id: Mapped[str] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
     x_mm: Mapped[float]
     y_mm: Mapped[float | None]
@@ -212,9 +210,7 @@ class MarkSighting(Base):
     x_obs_mm: Mapped[float]
     seen_at: Mapped[datetime]
     source_key: Mapped[str] = mapped_column(String(255), unique=True)
-    ingestion_run_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("ingestion_runs.id"), index=True
-    )
+    ingestion_run_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("ingestion_runs.id"), index=True)
 
 
 class Observation(Base):
@@ -256,9 +252,7 @@ class Observation(Base):
     # Unique name of the observation at its source (export file + row, image + region): what
     # makes a second run of an ingestion job store nothing twice.
     source_key: Mapped[str] = mapped_column(String(255), unique=True)
-    ingestion_run_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("ingestion_runs.id"), index=True
-    )
+    ingestion_run_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("ingestion_runs.id"), index=True)
 
 
 class QuarantinedRecord(Base):
