@@ -8,6 +8,7 @@ keeps), all pulled back into the path's source frame. Mapping points is then a h
 operations whatever the path's length: no per-defect, per-event walk.
 
 >>> from tracking.linear import PiecewiseLinear as PL
+>>> from tracking.region import Rect
 >>> crop = FrameMap(PL.affine(1.0, -2000.0), PL.identity(), False,
 ...                 (Gate("crop", "H1", (Rect(Interval(2000.0, 498500.0), Interval()),)),))
 >>> turn = FrameMap(PL.affine(-1.0, 496500.0), PL.affine(-1.0), False)
