@@ -20,11 +20,7 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return (
-        config.attributes.get("url")
-        or config.get_main_option("sqlalchemy.url")
-        or database_url()
-    )
+    return config.attributes.get("url") or config.get_main_option("sqlalchemy.url") or database_url()
 
 
 def _run(connection: Connection) -> None:

@@ -155,7 +155,7 @@ def _stored_pieces(
     if ids is not None:
         stmt = stmt.where(m.Piece.piece_id.in_(sorted(set(ids))))
     rows = list(session.scalars(stmt))
-    line_codes = dict(session.execute(select(m.Line.id, m.Line.code)).tuples())
+    line_codes = dict(session.execute(select(m.Line.id, m.Line.code)).all())
     return {row.piece_id: _to_piece(row, line_codes) for row in rows}
 
 
@@ -392,9 +392,7 @@ def _check_marks_unique(ops: Sequence[Operation], session: Session) -> None:
         .where(m.ReferenceMark.mark_id.in_(sorted(marks)))
     )
     for mark_id, piece_id in rows:
-        raise marks[mark_id].error(
-            f"mark id {mark_id!r} is already recorded (on piece {piece_id!r})", "mark"
-        )
+        raise marks[mark_id].error(f"mark id {mark_id!r} is already recorded (on piece {piece_id!r})", "mark")
 
 
 # --- observations --------------------------------------------------------------------------
@@ -438,7 +436,7 @@ def create_observations(
             select(m.Station.code, m.Station.id).where(
                 m.Station.code.in_(sorted({str(r["station"]) for r in rows}))
             )
-        ).tuples()
+        ).all()
     )
     pieces = piece_keys((str(r["piece"]) for r in rows), session=session)
     params = []

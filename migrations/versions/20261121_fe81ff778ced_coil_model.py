@@ -56,9 +56,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["import_id"], ["event_imports.id"], name=op.f("fk_operations_import_id_event_imports")
         ),
-        sa.ForeignKeyConstraint(
-            ["line_id"], ["lines.id"], name=op.f("fk_operations_line_id_lines")
-        ),
+        sa.ForeignKeyConstraint(["line_id"], ["lines.id"], name=op.f("fk_operations_line_id_lines")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_operations")),
     )
     op.create_index(op.f("ix_operations_import_id"), "operations", ["import_id"], unique=False)
@@ -94,18 +92,14 @@ def upgrade() -> None:
         sa.Column("n_quarantined", sa.Integer(), server_default="0", nullable=False),
         sa.Column("lag_s", sa.Float(), nullable=True),
         sa.Column("errors", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["line_id"], ["lines.id"], name=op.f("fk_ingestion_runs_line_id_lines")
-        ),
+        sa.ForeignKeyConstraint(["line_id"], ["lines.id"], name=op.f("fk_ingestion_runs_line_id_lines")),
         sa.ForeignKeyConstraint(
             ["station_id"], ["stations.id"], name=op.f("fk_ingestion_runs_station_id_stations")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ingestion_runs")),
     )
     op.create_index(op.f("ix_ingestion_runs_line_id"), "ingestion_runs", ["line_id"], unique=False)
-    op.create_index(
-        op.f("ix_ingestion_runs_station_id"), "ingestion_runs", ["station_id"], unique=False
-    )
+    op.create_index(op.f("ix_ingestion_runs_station_id"), "ingestion_runs", ["station_id"], unique=False)
 
     op.create_table(
         "pieces",
@@ -139,9 +133,7 @@ def upgrade() -> None:
         sa.Column("child_id", BIG_ID, nullable=False),
         sa.Column("parent_ordinal", sa.Integer(), nullable=False),
         sa.Column("child_ordinal", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["child_id"], ["pieces.id"], name=op.f("fk_genealogy_edges_child_id_pieces")
-        ),
+        sa.ForeignKeyConstraint(["child_id"], ["pieces.id"], name=op.f("fk_genealogy_edges_child_id_pieces")),
         sa.ForeignKeyConstraint(
             ["operation_id"],
             ["operations.id"],
@@ -151,19 +143,13 @@ def upgrade() -> None:
             ["parent_id"], ["pieces.id"], name=op.f("fk_genealogy_edges_parent_id_pieces")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_genealogy_edges")),
-        sa.UniqueConstraint(
-            "parent_id", "child_id", name=op.f("uq_genealogy_edges_parent_id_child_id")
-        ),
+        sa.UniqueConstraint("parent_id", "child_id", name=op.f("uq_genealogy_edges_parent_id_child_id")),
     )
-    op.create_index(
-        op.f("ix_genealogy_edges_child_id"), "genealogy_edges", ["child_id"], unique=False
-    )
+    op.create_index(op.f("ix_genealogy_edges_child_id"), "genealogy_edges", ["child_id"], unique=False)
     op.create_index(
         op.f("ix_genealogy_edges_operation_id"), "genealogy_edges", ["operation_id"], unique=False
     )
-    op.create_index(
-        op.f("ix_genealogy_edges_parent_id"), "genealogy_edges", ["parent_id"], unique=False
-    )
+    op.create_index(op.f("ix_genealogy_edges_parent_id"), "genealogy_edges", ["parent_id"], unique=False)
 
     op.create_table(
         "mark_sightings",
@@ -180,9 +166,7 @@ def upgrade() -> None:
             ["ingestion_runs.id"],
             name=op.f("fk_mark_sightings_ingestion_run_id_ingestion_runs"),
         ),
-        sa.ForeignKeyConstraint(
-            ["piece_id"], ["pieces.id"], name=op.f("fk_mark_sightings_piece_id_pieces")
-        ),
+        sa.ForeignKeyConstraint(["piece_id"], ["pieces.id"], name=op.f("fk_mark_sightings_piece_id_pieces")),
         sa.ForeignKeyConstraint(
             ["station_id"], ["stations.id"], name=op.f("fk_mark_sightings_station_id_stations")
         ),
@@ -231,9 +215,7 @@ def upgrade() -> None:
             ["ingestion_runs.id"],
             name=op.f("fk_observations_ingestion_run_id_ingestion_runs"),
         ),
-        sa.ForeignKeyConstraint(
-            ["piece_id"], ["pieces.id"], name=op.f("fk_observations_piece_id_pieces")
-        ),
+        sa.ForeignKeyConstraint(["piece_id"], ["pieces.id"], name=op.f("fk_observations_piece_id_pieces")),
         sa.ForeignKeyConstraint(
             ["station_id"], ["stations.id"], name=op.f("fk_observations_station_id_stations")
         ),
@@ -296,20 +278,18 @@ def upgrade() -> None:
             ["operations.id"],
             name=op.f("fk_reference_marks_operation_id_operations"),
         ),
-        sa.ForeignKeyConstraint(
-            ["piece_id"], ["pieces.id"], name=op.f("fk_reference_marks_piece_id_pieces")
-        ),
+        sa.ForeignKeyConstraint(["piece_id"], ["pieces.id"], name=op.f("fk_reference_marks_piece_id_pieces")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reference_marks")),
-        sa.UniqueConstraint(
-            "piece_id", "mark_id", name=op.f("uq_reference_marks_piece_id_mark_id")
-        ),
+        sa.UniqueConstraint("mark_id", name=op.f("uq_reference_marks_mark_id")),
     )
     op.create_index(
         op.f("ix_reference_marks_operation_id"), "reference_marks", ["operation_id"], unique=False
     )
+    op.create_index(op.f("ix_reference_marks_piece_id"), "reference_marks", ["piece_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_reference_marks_piece_id"), table_name="reference_marks")
     op.drop_index(op.f("ix_reference_marks_operation_id"), table_name="reference_marks")
 
     op.drop_table("reference_marks")
