@@ -31,6 +31,10 @@ class PiecewiseLinear:
 
     xs: np.ndarray
     ys: np.ndarray
+    # Slope of each segment. Given by compositions as exact products of the factors' slopes,
+    # since a difference quotient over a short segment loses digits that a long end-segment
+    # extension would magnify.
+    segment_slopes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         xs = np.asarray(self.xs, dtype=np.float64)
@@ -42,8 +46,10 @@ class PiecewiseLinear:
         dy = np.diff(ys)
         if not (np.all(dy > 0) or np.all(dy < 0)):
             raise ValueError("knot y values must be strictly monotone")
+        slopes = dy / np.diff(xs) if self.segment_slopes is None else self.segment_slopes
         object.__setattr__(self, "xs", xs)
         object.__setattr__(self, "ys", ys)
+        object.__setattr__(self, "segment_slopes", np.asarray(slopes, dtype=np.float64))
 
     @classmethod
     def affine(cls, scale: float, offset: float = 0.0) -> PiecewiseLinear:
@@ -60,7 +66,12 @@ class PiecewiseLinear:
 
     @property
     def slopes(self) -> np.ndarray:
-        return np.diff(self.ys) / np.diff(self.xs)
+        assert self.segment_slopes is not None
+        return self.segment_slopes
+
+    def slope_at(self, x: np.ndarray) -> np.ndarray:
+        idx = np.clip(np.searchsorted(self.xs, x, side="right") - 1, 0, self.xs.size - 2)
+        return self.slopes[idx]
 
     def __call__(self, x: np.ndarray | float) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -73,21 +84,24 @@ class PiecewiseLinear:
 
     def inverse(self) -> PiecewiseLinear:
         if self.increasing:
-            return PiecewiseLinear(self.ys, self.xs)
-        return PiecewiseLinear(self.ys[::-1].copy(), self.xs[::-1].copy())
+            return PiecewiseLinear(self.ys, self.xs, 1.0 / self.slopes)
+        return PiecewiseLinear(self.ys[::-1].copy(), self.xs[::-1].copy(), (1.0 / self.slopes)[::-1].copy())
 
     def then(self, outer: PiecewiseLinear) -> PiecewiseLinear:
         """The composition ``x -> outer(self(x))``, exact: its knots are this function's knots
         and the pre-images of ``outer``'s knots."""
         knots = np.union1d(self.xs, self.inverse()(outer.xs))
         values = outer(self(knots))
-        # Drop knots that are collinear with their neighbours (keeps compositions small).
-        if knots.size > 2:
-            slopes = np.diff(values) / np.diff(knots)
-            bend = ~np.isclose(slopes[1:], slopes[:-1], rtol=1e-12, atol=0.0)
-            keep = np.concatenate(([True], bend, [True]))
-            knots, values = knots[keep], values[keep]
-        return PiecewiseLinear(knots, values)
+        # Knots closer than rounding noise would make a zero-length segment: merge them.
+        tol = 1e-12 * (1.0 + np.abs(knots[1:]))
+        distinct = np.concatenate(([True], (np.diff(knots) > tol) & (np.diff(values) != 0)))
+        knots, values = knots[distinct], values[distinct]
+        mid = (knots[:-1] + knots[1:]) / 2.0
+        slopes = self.slope_at(mid) * outer.slope_at(self(mid))
+        # Drop knots between segments of equal slope (keeps compositions small).
+        keep = np.concatenate(([True], slopes[1:] != slopes[:-1], [True]))
+        seg_keep = keep[:-1].copy()
+        return PiecewiseLinear(knots[keep], values[keep], slopes[seg_keep])
 
     def image_interval(self, lo: float, hi: float) -> tuple[float, float]:
         """``f([lo, hi])`` as an ordered pair (infinite bounds map to infinities)."""
