@@ -27,7 +27,7 @@ AREA_COMMANDS: dict[str, str] = {
     "fuse": "fusion.cli:fuse",
     "dataset": "fusion.cli:dataset",
     "dashboard": "dashboard.cli:dashboard",
-    "bench": "benchmarks_cli:bench",
+    "bench": "coilmap.bench_cli:bench",
 }
 
 
