@@ -195,6 +195,9 @@ class IngestionRun(Base):
     # Seconds from the newest exported file's time to the end of the run.
     lag_s: Mapped[float | None]
     errors: Mapped[list[Any]] = mapped_column(default=list)
+    # Which worker (host:pid) ran it, and how many records wait for their piece's events.
+    worker: Mapped[str | None] = mapped_column(String(128))
+    n_pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class MarkSighting(Base):
@@ -248,6 +251,8 @@ class Observation(Base):
     plant_class: Mapped[str | None] = mapped_column(String(64))
     anomaly_score: Mapped[float | None]
     image_ref: Mapped[str | None] = mapped_column(String(1024))
+    # The anomaly heatmap (PNG, relative to the image store) of the frame it was detected in.
+    heatmap_ref: Mapped[str | None] = mapped_column(String(1024))
     observed_at: Mapped[datetime]
     # Unique name of the observation at its source (export file + row, image + region): what
     # makes a second run of an ingestion job store nothing twice.
@@ -268,3 +273,52 @@ class QuarantinedRecord(Base):
     field: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime]
+    # A short reason code for grouping on the dashboard (corrupt_image, bad_value, ...).
+    kind: Mapped[str | None] = mapped_column(String(32))
+    # The record's source key when it has one (a table row): quarantined once, however often
+    # its file is read again.
+    source_key: Mapped[str | None] = mapped_column(String(255), index=True, unique=True)
+
+
+class IngestionFile(Base):
+    """The ingestion manifest and work table: one row per export file of a station.
+
+    A worker claims rows with ``SELECT ... FOR UPDATE SKIP LOCKED`` inside the batch's own
+    transaction, so a killed worker's claim ends with its connection and the batch is done
+    once by whoever claims it next (``docs/ingestion.md``).
+    """
+
+    __tablename__ = "ingestion_files"
+    __table_args__ = (UniqueConstraint("station_id", "path"), Index(None, "station_id", "state"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    # Relative to the station's export folder.
+    path: Mapped[str] = mapped_column(String(1024))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # "new", "pending" (waits for tracking events), "done", "quarantined"
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_try_at: Mapped[datetime | None]
+    discovered_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    run_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("ingestion_runs.id"), index=True)
+    n_observations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PendingRecord(Base):
+    """An exported record whose piece (or its reference marks) is not known yet: retried on
+    every run, quarantined once it has waited longer than the grace period."""
+
+    __tablename__ = "ingestion_pending"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"), index=True)
+    file_id: Mapped[int] = mapped_column(BigId, ForeignKey("ingestion_files.id"), index=True)
+    source_key: Mapped[str] = mapped_column(String(255), unique=True)
+    piece: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
