@@ -6,7 +6,7 @@ Input: the pipeline's observations, mapped to the final pieces, as a DataFrame w
 - ``final_piece``, ``x_mm``, ``y_mm``, ``side``: where the pipeline put the observation on a
   final piece (``side`` ``top``/``bottom`` of that piece);
 - ``plant_class``: the pipeline's plant class (one of the six NEU classes, or any other label
-  for "not a defect", e.g. ``pseudo``);
+  for "not a defect", e.g. ``pseudo``; empty when it did not classify: left out of accuracy);
 - which export record it came from, either ``obs_key`` (``"<station>:<DefectNo>"`` for vendor
   tables: ``DefectNo`` of ``defects.csv`` or ``id`` of ``inspex.sqlite``) or ``frame`` (the
   image file name) with ``row_px`` and ``col_px`` (the detection's centre in that image);
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from coilmap.datasplit import NEU_CLASSES
 from coilmap.errors import InputError
 
 REQUIRED = ("station", "final_piece", "x_mm", "y_mm", "side", "plant_class")
@@ -45,7 +46,7 @@ class Report:
     linked: pd.DataFrame  # the pipeline rows with their truth link and errors
 
     def text(self) -> str:
-        cols = ["station", "n_pipeline", "n_real_visible", "recall", "precision",
+        cols = ["station", "n_pipeline", "n_claims", "n_real_visible", "recall", "precision",
                 "class_accuracy", "n_positioned", "median_dx_mm", "p95_dx_mm", "median_dy_mm",
                 "p95_dy_mm", "misplaced"]
         table = self.stations[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")
@@ -119,21 +120,29 @@ def evaluate(mapped: pd.DataFrame, truth: Truth, *, match_dx_mm: float = 100.0,
     m["dx_mm"] = np.where(placed, np.abs(m["x_mm"].to_numpy() - true["x_mm"].to_numpy()), np.nan)
     m["dy_mm"] = np.where(placed, np.abs(m["y_mm"].to_numpy() - true["y_mm"].to_numpy()), np.nan)
     rows = []
+    # A row the pipeline labelled as no defect (a class outside the plant's list, e.g.
+    # "pseudo") is not a claim: it counts for neither recall nor precision.
+    label = m["plant_class"].fillna("").astype(str)
+    m["claim"] = (label == "") | label.isin(NEU_CLASSES)
     for st in sorted(set(obs["station"]) | set(m["station"])):
-        ms = m[m["station"] == st]
+        ms = m[(m["station"] == st) & m["claim"]]
         ts = obs[(obs["station"] == st) & (obs["kind"] == "real")]
         real_keys = set(ms.loc[ms["kind"] == "real", "truth_key"])
         hits = ms[ms["kind"] == "real"]
-        dx, dy = ms["dx_mm"].dropna(), ms["dy_mm"].dropna()
+        labelled = hits[hits["plant_class"].fillna("").astype(str) != ""]
+        # Position errors of every row linked to a real defect, classified or not.
+        every = m[m["station"] == st]
+        dx, dy = every["dx_mm"].dropna(), every["dy_mm"].dropna()
         rows.append({
-            "station": st, "n_pipeline": len(ms), "n_real_visible": len(ts),
+            "station": st, "n_pipeline": int((m["station"] == st).sum()), "n_claims": len(ms),
+            "n_real_visible": len(ts),
             "recall": len(real_keys) / len(ts) if len(ts) else float("nan"),
             "precision": float((ms["kind"] == "real").mean()) if len(ms) else float("nan"),
-            "class_accuracy": (float((hits["plant_class"] == hits["true_class"]).mean())
-                               if len(hits) else float("nan")),
+            "class_accuracy": (float((labelled["plant_class"] == labelled["true_class"]).mean())
+                               if len(labelled) else float("nan")),
             "n_positioned": len(dx), "median_dx_mm": _q(dx, 0.5), "p95_dx_mm": _q(dx, 0.95),
             "median_dy_mm": _q(dy, 0.5), "p95_dy_mm": _q(dy, 0.95),
-            "misplaced": int(len(hits) - len(dx)),
+            "misplaced": int((every["kind"] == "real").sum() - len(dx)),
         })
     share, n_multi = _matched_share(m, obs, pos, match_dx_mm, match_dy_mm)
     return Report(pd.DataFrame(rows), share, n_multi, m)
@@ -149,7 +158,7 @@ def _matched_share(m: pd.DataFrame, obs: pd.DataFrame, pos: pd.DataFrame, dx_tol
         return float("nan"), 0
     rows = m[m["defect_id"].isin(multi)]
     ok = 0
-    for d, g in rows.groupby("defect_id"):
+    for _, g in rows.groupby("defect_id"):
         if g["station"].nunique() < 2:
             continue
         if "group" in g.columns:

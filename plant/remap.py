@@ -21,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 from coilmap.errors import InputError
+from plant.evaluate import Truth
+from plant.params import PSEUDO_CLASSES
+from plant.stations import VENDOR_CLASSES
 from tracking.events import read_events
 from tracking.genealogy import Genealogy
 from tracking.registration import MarkRegistration, lateral_true_y
@@ -109,3 +112,31 @@ def _station_table(tables: dict[Path, pd.DataFrame], path: Path) -> pd.DataFrame
             raise InputError("station file missing", source=str(path))
         tables[path] = pd.read_csv(path)
     return tables[path]
+
+
+def vendor_to_plant(vendor: str, label: str) -> str:
+    """A vendor's class name as a plant class (``pseudo`` for dirt, oil and water).
+
+    >>> vendor_to_plant("SurfSpec", "Sliver/Inclusion"), vendor_to_plant("InspeX", "WAT")
+    ('inclusion', 'pseudo')
+    """
+    for cls, name in VENDOR_CLASSES[vendor].items():
+        if name == label:
+            return "pseudo" if cls in PSEUDO_CLASSES else cls
+    raise InputError(f"unknown {vendor} class {label!r}", field="class")
+
+
+def reference_mapping(plant_dir: Path, truth: Truth) -> pd.DataFrame:
+    """:func:`map_to_final` with the vendors' classes as plant classes (none for frame
+    stations): the figures the stations' own exports allow before any detection runs."""
+    m = map_to_final(plant_dir)
+    obs = truth.observations
+    seen = obs[obs["seen"].astype(bool)].set_index("obs_key")
+    labels = seen["vendor_class"].reindex(m["obs_key"]).fillna("").to_numpy()
+    vendors = {}
+    for sdir in (plant_dir / "stations").iterdir():
+        meta = json.loads((sdir / "station.json").read_text(encoding="utf-8"))
+        vendors[meta["station"]] = meta["vendor"] if meta["export"] != "frames" else None
+    m["plant_class"] = [vendor_to_plant(vendors[st], lab) if vendors.get(st) and lab else ""
+                        for st, lab in zip(m["station"], labels, strict=True)]
+    return m

@@ -54,8 +54,8 @@ def save_gray(path: Path, image01: np.ndarray) -> None:
     Image.fromarray(arr, mode="L").save(path, compress_level=1)
 
 
-def _csv(df: pd.DataFrame, path: Path) -> None:
-    df.to_csv(path, index=False, lineterminator="\n", float_format="%.3f")
+def _csv(df: pd.DataFrame, path: Path, float_format: str = "%.3f") -> None:
+    df.to_csv(path, index=False, lineterminator="\n", float_format=float_format)
 
 
 def _json(obj: object, path: Path) -> None:
@@ -114,7 +114,7 @@ def write_plant(run: PlantRun, out_dir: Path, crops: CropLibrary | None) -> dict
     boxes = (pd.concat(box_tables, ignore_index=True) if box_tables else
              pd.DataFrame(columns=["station", "obs_key", "frame", "r0", "c0", "r1", "c1"]))
     _csv(boxes, truth / "frame_boxes.csv")
-    _csv(pd.DataFrame(enc_rows), truth / "encoders.csv")
+    _csv(pd.DataFrame(enc_rows), truth / "encoders.csv", float_format="%.10g")
     _json(_plant_json(run, counts), out_dir / "plant.json")
     return counts
 

@@ -1,0 +1,73 @@
+"""``coilmap simulate`` and ``coilmap eval plant``: the demo plant's thin command-line shell."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from coilmap.errors import InputError
+from plant.params import SIZES
+
+
+@click.command()
+@click.option("--size", type=click.Choice(SIZES), default="default", show_default=True,
+              help="small: seconds, for tests; default: the demo; large: benchmarks.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Output folder (created; an earlier plant there is replaced).")
+@click.option("--images/--no-images", default=None,
+              help="Write frame and ROI images (default: yes, except for --size large).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Shared data folder (default: COILMAP_SHARED_DATA).")
+def simulate(size: str, seed: int, out_dir: Path, images: bool | None,
+             data_dir: Path | None) -> None:
+    """Simulate the demo plant: tracking events, station exports and ground truth."""
+    from plant.run import simulate_to
+
+    t0 = time.perf_counter()
+    counts = simulate_to(out_dir, size=size, seed=seed, images=images, data_dir=data_dir)
+    per_station = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in counts.items()
+                            if k.startswith("observations:"))
+    click.echo(f"plant {size} seed {seed} -> {out_dir} in {time.perf_counter() - t0:.1f} s: "
+               f"{counts['hot_coils']} hot coils, {counts['pieces']} pieces, "
+               f"{counts['final_pieces']} final, {counts['events']} events, "
+               f"{counts['physical_defects']} physical defects, {counts['observations']} "
+               f"observations ({per_station}), {counts['images']} images")
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Evaluate the pipeline against a simulated plant's ground truth."""
+
+
+@eval_group.command("plant")
+@click.argument("plant_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--mapped", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV of observations mapped to final pieces (columns: docs/plant.md).")
+@click.option("--reference", is_flag=True,
+              help="Instead of --mapped: map the stations' own reported positions through the "
+                   "events and mark sightings (no detection, vendor classes taken as read).")
+def eval_plant(plant_dir: Path, mapped: Path | None, reference: bool) -> None:
+    """Compare mapped observations with the plant's ground truth."""
+    from plant.evaluate import evaluate
+    from plant.truth import read_truth
+
+    truth = read_truth(plant_dir)
+    if reference:
+        from plant.remap import reference_mapping
+
+        table = reference_mapping(plant_dir, truth)
+    elif mapped is not None:
+        if not mapped.is_file():
+            raise InputError("no such file", source=str(mapped))
+        try:
+            table = pd.read_csv(mapped)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f"not a readable CSV ({exc})", source=str(mapped)) from exc
+    else:
+        raise InputError("give --mapped CSV or --reference (the database side comes later)",
+                         field="mapped")
+    click.echo(evaluate(table, truth).text())
