@@ -100,7 +100,9 @@ class RollCandidate:
 # --- the comb ------------------------------------------------------------------------------
 
 
-def candidate_periods(min_period_mm: float, max_period_mm: float, tol_mm: float, rel_tol: float) -> np.ndarray:
+def candidate_periods(
+    min_period_mm: float, max_period_mm: float, tol_mm: float, rel_tol: float
+) -> np.ndarray:
     """The period grid: steps small enough that the ``N_HARMONICS``-th lag stays inside its
     window (``step = (tol + rel_tol * p) / N_HARMONICS``)."""
     out = [float(min_period_mm)]
@@ -124,16 +126,16 @@ def _pair_differences(x: np.ndarray, y: np.ndarray | None, max_lag_mm: float, y_
     return np.sort(np.concatenate(parts)) if parts else np.zeros(0)
 
 
-def comb_scores(
-    diffs_mm: np.ndarray, periods_mm: np.ndarray, tol_mm: float, rel_tol: float
-) -> np.ndarray:
+def comb_scores(diffs_mm: np.ndarray, periods_mm: np.ndarray, tol_mm: float, rel_tol: float) -> np.ndarray:
     """Comb score of each candidate period from sorted pairwise differences."""
     k = np.arange(1, N_HARMONICS + 1)[None, :]
     p = periods_mm[:, None]
     centre = k * p
     half = tol_mm + rel_tol * centre
     hit = np.searchsorted(diffs_mm, centre + half, "right") - np.searchsorted(diffs_mm, centre - half, "left")
-    wide = np.searchsorted(diffs_mm, centre + p / 2, "right") - np.searchsorted(diffs_mm, centre - p / 2, "left")
+    wide = np.searchsorted(diffs_mm, centre + p / 2, "right") - np.searchsorted(
+        diffs_mm, centre - p / 2, "left"
+    )
     # Background expected inside the narrow window, from the rest of the wide one.
     background = (wide - hit) * (2 * half) / np.maximum(p - 2 * half, 1e-9)
     excess = (hit - background).sum(axis=1)
@@ -275,15 +277,16 @@ def find_periodic_series(
     def best_score(xv: np.ndarray, yv: np.ndarray | None) -> tuple[float, float]:
         o = np.argsort(xv, kind="stable")
         scores = comb_scores(
-            _pair_differences(xv[o], None if yv is None else yv[o], max_lag, y_tol_mm), periods, tol_mm, rel_tol
+            _pair_differences(xv[o], None if yv is None else yv[o], max_lag, y_tol_mm),
+            periods,
+            tol_mm,
+            rel_tol,
         )
         i = int(np.argmax(scores))
         return float(scores[i]), float(periods[i])
 
     rng = np.random.default_rng(seed)
-    null_max = np.array(
-        [best_score(rng.uniform(xs[0], xs[-1], len(xs)), ys)[0] for _ in range(n_null)]
-    )
+    null_max = np.array([best_score(rng.uniform(xs[0], xs[-1], len(xs)), ys)[0] for _ in range(n_null)])
 
     found: list[PeriodicSeries] = []
     alive = np.ones(len(xs), dtype=bool)

@@ -91,7 +91,7 @@ EVENTS = [
     '{"op":"create","piece":"H","length_mm":120000,"width_mm":1250,"line":"HSM"}',
     '{"op":"orient","input":"H","output":"Ho","how":"flip_cross","line":"PL"}',
     '{"op":"elongate","input":"Ho","output":"C","line":"TCM","knots":[[0,0],[4000,10800],'
-    '[40000,117000],[80000,238200],[116000,343500],[120000,354300]]}',
+    "[40000,117000],[80000,238200],[116000,343500],[120000,354300]]}",
     '{"op":"crop","input":"C","output":"Cc","head_mm":3000,"tail_mm":2000,"line":"CAL"}',
     '{"op":"elongate","input":"Cc","output":"F","factor":1.012,"line":"SPM"}',
 ]
@@ -118,7 +118,11 @@ def test_series_through_uneven_rolling_points_to_the_hot_mill_roll() -> None:
     assert 6500 < s.period_mm < 7300
     assert len(set(s.members.tolist()) & set(range(len(x_h)))) >= len(x_h) - 2
     cands = trace_roll(
-        x_f[s.members], s.repeat_index, g, "F", roll_diameters_mm={"HSM": (600.0, 850.0), "TCM": (400.0, 600.0)}
+        x_f[s.members],
+        s.repeat_index,
+        g,
+        "F",
+        roll_diameters_mm={"HSM": (600.0, 850.0), "TCM": (400.0, 600.0)},
     )
     best = cands[0]
     assert (best.piece_id, best.line, best.operation) == ("H", "HSM", "create")
@@ -156,9 +160,7 @@ def test_search_in_the_frame_of_the_roll_straightens_the_series() -> None:
     x_f = np.concatenate([on_f.x_mm, rng.uniform(0, g.piece("F").length_mm, 40)])
     y_f = np.concatenate([on_f.y_mm, rng.uniform(-600, 600, 40)])
     assert roll_frames(g, "F") == ["F", "C", "H"]
-    found = find_roll_marks(
-        x_f, y_f, g, "F", min_period_mm=1000, max_period_mm=12_000, n_null=19, alpha=0.05
-    )
+    found = find_roll_marks(x_f, y_f, g, "F", min_period_mm=1000, max_period_mm=12_000, n_null=19, alpha=0.05)
     frame, s = found[0]
     assert frame == "H"
     assert s.period_mm == pytest.approx(math.pi * 720.0, abs=1.0)
