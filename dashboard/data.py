@@ -1,0 +1,630 @@
+"""The dashboard's one way to the coil model: every query of every page is here.
+
+The engine is a ``st.cache_resource`` (one per URL, read-only: ``PRAGMA query_only`` on
+SQLite, read-only transactions on PostgreSQL, on top of the read-only role of
+docs/dashboard.md); queries are ``st.cache_data`` functions whose arguments become bound
+parameters, never SQL text. Outside a Streamlit run (tests, the benchmark) the caches are
+plain in-memory caches.
+
+What later migrations add (``fusion_results``, ``observations.heatmap_ref``,
+``roll_mark_series``) is found by inspecting the schema once (:func:`features`); each page
+says plainly what is missing and which command produces it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine, MetaData, Table, and_, event, exists, func, inspect, select
+from sqlalchemy.orm import Session, aliased
+
+from coilmap import models as m
+from coilmap.db import make_engine
+from dashboard import coil_view as cv
+from tracking.coil_map import build_coil_map
+from tracking.store import ancestor_keys, get_piece, load_genealogy
+
+TTL_S = 60
+UNCLASSIFIED = "unclassified"
+# The most rows the history page reads at once (its table says when it was cut there).
+HISTORY_MAX_ROWS = 500_000
+
+MISSING_FUSION = (
+    "No fused classification yet: run `coilmap fuse apply` (colours show the stations' plant classes)."
+)
+MISSING_HEATMAP = (
+    "No anomaly heatmaps in this database yet: run `coilmap detect` with heatmaps (a later migration)."
+)
+MISSING_ROLL_MARKS = "No roll-mark series yet: run `coilmap fuse apply` to find them."
+
+
+def _read_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor.execute("PRAGMA query_only=ON")
+    else:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        dbapi_connection.commit()
+    cursor.close()
+
+
+@st.cache_resource(show_spinner=False)
+def engine(url: str) -> Engine:
+    """The read-only engine of ``url`` (one per process)."""
+    eng = make_engine(url, pool_pre_ping=True)
+    event.listen(eng, "connect", _read_only)
+    return eng
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the schema holds beyond the first revision."""
+
+    fusion_results: bool
+    heatmap_ref: bool
+    roll_mark_series: bool
+    migrated: bool
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def features(url: str) -> Features:
+    insp = inspect(engine(url))
+    tables = set(insp.get_table_names())
+    obs_cols = {c["name"] for c in insp.get_columns("observations")} if "observations" in tables else set()
+    return Features(
+        fusion_results="fusion_results" in tables,
+        heatmap_ref="heatmap_ref" in obs_cols,
+        roll_mark_series="roll_mark_series" in tables,
+        migrated="observations" in tables,
+    )
+
+
+def _table(url: str, name: str) -> Table:
+    return Table(name, MetaData(), autoload_with=engine(url))
+
+
+def _session(url: str) -> Session:
+    return Session(engine(url))
+
+
+def _frame(url: str, stmt: Any) -> pd.DataFrame:
+    with engine(url).connect() as conn:
+        result = conn.execute(stmt)
+        return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+# --- pick lists ------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def filter_options(url: str) -> dict[str, list[str]]:
+    """Lines, stations, grades and classes present, for the filters' choices."""
+    if not features(url).migrated:
+        return {"lines": [], "stations": [], "grades": [], "classes": []}
+    with engine(url).connect() as conn:
+        lines = list(conn.scalars(select(m.Line.code).order_by(m.Line.code)))
+        stations = list(conn.scalars(select(m.Station.code).order_by(m.Station.code)))
+        grades = list(conn.scalars(select(m.Piece.grade).where(m.Piece.grade.is_not(None)).distinct()))
+        classes = set(conn.scalars(select(m.Observation.plant_class).distinct()))
+        if features(url).fusion_results:
+            fr = _table(url, "fusion_results")
+            classes |= set(conn.scalars(select(fr.c.fused_class).distinct()))
+    return {
+        "lines": lines,
+        "stations": stations,
+        "grades": sorted(grades),
+        "classes": sorted(c for c in classes if c) + ([UNCLASSIFIED] if None in classes else []),
+    }
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def search_pieces(
+    url: str,
+    text: str = "",
+    grade: str | None = None,
+    line: str | None = None,
+    made_from: date | None = None,
+    made_to: date | None = None,
+    final_only: bool = True,
+    limit: int = 500,
+) -> pd.DataFrame:
+    """Pieces matching the search, newest first, with their number of own observations."""
+    cols = ["piece_id", "grade", "line", "length_m", "width_mm", "made_at", "final", "observations"]
+    if not features(url).migrated:
+        return pd.DataFrame(columns=cols)
+    p, edge = m.Piece, m.GenealogyEdge
+    consumed = exists().where(edge.parent_id == p.id)
+    n_obs = select(func.count()).where(m.Observation.piece_id == p.id).scalar_subquery()
+    stmt = (
+        select(
+            p.piece_id,
+            p.grade,
+            m.Line.code.label("line"),
+            (p.length_mm / 1000.0).label("length_m"),
+            p.width_mm,
+            p.made_at,
+            (~consumed).label("final"),
+            n_obs.label("observations"),
+        )
+        .outerjoin(m.Line, m.Line.id == p.line_id)
+        .order_by(p.made_at.desc().nulls_last(), p.piece_id)
+        .limit(limit)
+    )
+    if text:
+        stmt = stmt.where(
+            p.piece_id.icontains(text.strip(), autoescape=True)
+            | p.coil_no.icontains(text.strip(), autoescape=True)
+        )
+    if grade:
+        stmt = stmt.where(p.grade == grade)
+    if line:
+        stmt = stmt.where(m.Line.code == line)
+    if made_from:
+        stmt = stmt.where(p.made_at >= _start(made_from))
+    if made_to:
+        stmt = stmt.where(p.made_at < _start(made_to) + timedelta(days=1))
+    if final_only:
+        stmt = stmt.where(~consumed)
+    frame = _frame(url, stmt)
+    return frame.reindex(columns=cols)
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+# --- the coil map ----------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=8)
+def coil_view(url: str, piece_id: str, margin_fraction: float = 0.05) -> cv.CoilView:
+    """The coil map of ``piece_id``: its observations and its ancestors' in its frame, with
+    class (fused when available), severity, the outline, marks, cut lines and removed bands."""
+    feats = features(url)
+    with _session(url) as session:
+        cmap = build_coil_map(piece_id, session=session)
+        piece = get_piece(piece_id, session=session)
+        line = (
+            session.scalar(select(m.Line.code).where(m.Line.id == piece.line_id)) if piece.line_id else None
+        )
+        keys = sorted({piece.id} | ancestor_keys(piece.id, session=session))
+        extra = _observation_extras(url, feats, keys, session)
+        rolls = _roll_marks(url, piece.id, session) if feats.roll_mark_series else []
+    obs = cmap.observations
+    if not extra.empty:
+        obs = obs.merge(extra, on="observation_id", how="left")
+    obs = _with_class_and_severity(obs)
+    g = cmap.genealogy
+    margin = margin_fraction * cmap.length_mm
+    return cv.CoilView(
+        piece_id=piece_id,
+        length_mm=cmap.length_mm,
+        width_mm=cmap.width_mm,
+        grade=piece.grade,
+        line=line,
+        outline=[tuple(s) for s in g.piece(piece_id).outline.segments()],
+        observations=obs,
+        marks=cv.marks(g, piece_id),
+        cut_lines=cv.cut_lines(g, piece_id, margin),
+        removed_regions=cv.removed_regions(g, piece_id, margin),
+        roll_marks=rolls,
+        ancestors=g.ancestors(piece_id),
+    )
+
+
+def _observation_extras(url: str, feats: Features, keys: list[int], session: Session) -> pd.DataFrame:
+    obs = m.Observation.__table__
+    cols: list[Any] = [obs.c.id.label("observation_id"), obs.c.observed_at]
+    if feats.heatmap_ref:
+        cols.append(_table(url, "observations").c.heatmap_ref)
+    stmt = select(*cols).where(obs.c.piece_id.in_(keys))
+    if feats.fusion_results:
+        fr = _table(url, "fusion_results")
+        stmt = stmt.add_columns(fr.c.fused_class, fr.c.fused_probability, fr.c.real_probability).outerjoin(
+            fr, fr.c.observation_id == obs.c.id
+        )
+    result = session.execute(stmt)
+    return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
+def _with_class_and_severity(obs: pd.DataFrame) -> pd.DataFrame:
+    obs = obs.copy()
+    for name in obs.columns:  # the coil map may hand labels over as categoricals
+        if isinstance(obs[name].dtype, pd.CategoricalDtype):
+            obs[name] = obs[name].astype(object).where(obs[name].notna(), None)
+    fused = obs["fused_class"] if "fused_class" in obs else pd.Series(None, index=obs.index, dtype=object)
+    obs["class"] = fused.fillna(obs["plant_class"]).fillna(UNCLASSIFIED)
+    severity = pd.Series(np.nan, index=obs.index)
+    if "real_probability" in obs:
+        severity = pd.to_numeric(obs["real_probability"], errors="coerce")
+    obs["severity"] = (
+        severity.fillna(obs["anomaly_score"]).fillna(obs["station_confidence"]).fillna(0.0).astype(float)
+    )
+    return obs
+
+
+def _roll_marks(url: str, piece_key: int, session: Session) -> list[dict]:
+    rm = _table(url, "roll_mark_series")
+    wanted = ("side", "x_first_mm", "period_mm", "n", "y_mm")
+    if not set(wanted) <= set(rm.c.keys()):
+        return []
+    rows = session.execute(select(*(rm.c[k] for k in wanted)).where(rm.c.piece_id == piece_key))
+    return [dict(zip(wanted, r, strict=True)) for r in rows]
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def observations_by_id(url: str, ids: tuple[int, ...]) -> pd.DataFrame:
+    """Observations as stored (own piece frame), with station, line, piece and image refs."""
+    feats = features(url)
+    obs = m.Observation.__table__
+    cols: list[Any] = [
+        obs.c.id.label("observation_id"),
+        m.Station.code.label("station"),
+        m.Line.code.label("line"),
+        m.Piece.piece_id.label("piece"),
+        obs.c.side,
+        obs.c.x_mm,
+        obs.c.y_mm,
+        obs.c.plant_class,
+        obs.c.station_label,
+        obs.c.station_confidence,
+        obs.c.anomaly_score,
+        obs.c.image_ref,
+        obs.c.observed_at,
+    ]
+    if feats.heatmap_ref:
+        cols.append(_table(url, "observations").c.heatmap_ref)
+    stmt = (
+        select(*cols)
+        .join(m.Station, m.Station.id == obs.c.station_id)
+        .join(m.Line, m.Line.id == m.Station.line_id)
+        .join(m.Piece, m.Piece.id == obs.c.piece_id)
+        .where(obs.c.id.in_(list(ids)))
+        .order_by(obs.c.observed_at, obs.c.id)
+    )
+    return _frame(url, stmt)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def fusion_decision(url: str, observation_id: int) -> dict | None:
+    """The fused decision on one observation with its upstream evidence, or None."""
+    if not features(url).fusion_results:
+        return None
+    fr = _table(url, "fusion_results")
+    with engine(url).connect() as conn:
+        row = conn.execute(select(fr).where(fr.c.observation_id == observation_id)).mappings().first()
+    if row is None:
+        return None
+    out = dict(row)
+    evidence = out.get("evidence")
+    if isinstance(evidence, str):
+        evidence = json.loads(evidence)
+    out["evidence"] = list(evidence or [])
+    return out
+
+
+# --- genealogy -------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def genealogy_graph(url: str, piece_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Nodes (pieces with outline and attributes) and edges (operation with its parameters) of
+    everything related to ``piece_id``: its ancestors, itself and its descendants."""
+    with _session(url) as session:
+        g = load_genealogy(piece_id, session=session, descendants=True)
+    related = {piece_id, *g.ancestors(piece_id), *g.descendants(piece_id)}
+    nodes = pd.DataFrame(
+        [
+            {
+                "piece_id": p.piece_id,
+                "length_m": p.length_mm / 1000.0,
+                "width_mm": p.width_mm,
+                "thickness_mm": p.thickness_mm,
+                "grade": p.grade,
+                "line": p.line,
+                "final": not g.children(p.piece_id),
+                "selected": p.piece_id == piece_id,
+            }
+            for p in g.pieces.values()
+            if p.piece_id in related
+        ]
+    )
+    edges = []
+    for op in g.operations:
+        if op.kind in ("create", "mark"):
+            continue
+        params = {k: v for k, v in op.record.items() if k not in ("op", "input", "inputs", "output")}
+        if "outputs" in params:
+            params["outputs"] = len(params["outputs"])
+        for parent in op.inputs:
+            for child in op.outputs:
+                if parent in related and child in related:
+                    edges.append({"parent": parent, "child": child, "operation": op.kind, "params": params})
+    return nodes, pd.DataFrame(edges, columns=["parent", "child", "operation", "params"])
+
+
+# --- defect history ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """The history page's filters; empty tuples mean no restriction."""
+
+    classes: tuple[str, ...] = ()
+    grades: tuple[str, ...] = ()
+    lines: tuple[str, ...] = ()
+    stations: tuple[str, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+    # Position band along the length as a fraction of the piece's length from its head, and
+    # across the width in mm from the centreline (positive toward the operator side).
+    along_from: float = 0.0
+    along_to: float = 1.0
+    across_from_mm: float | None = None
+    across_to_mm: float | None = None
+
+
+HISTORY_COLUMNS = [
+    "observation_id",
+    "observed_at",
+    "line",
+    "station",
+    "side",
+    "piece",
+    "grade",
+    "class",
+    "plant_class",
+    "station_label",
+    "station_confidence",
+    "anomaly_score",
+    "x_mm",
+    "y_mm",
+    "along",
+    "length_mm",
+    "width_mm",
+    "image_ref",
+]
+
+
+@st.cache_data(ttl=TTL_S, show_spinner="Querying the defect history...")
+def history(url: str, f: HistoryFilter, limit: int = HISTORY_MAX_ROWS) -> pd.DataFrame:
+    """Observations matching ``f`` (each in the frame of the piece it was recorded on)."""
+    feats = features(url)
+    if not feats.migrated:
+        return pd.DataFrame(columns=HISTORY_COLUMNS)
+    o, p, s, ln = m.Observation.__table__, m.Piece, m.Station, m.Line
+    fr = _table(url, "fusion_results") if feats.fusion_results else None
+    cls = func.coalesce(fr.c.fused_class, o.c.plant_class) if fr is not None else o.c.plant_class
+    stmt = (
+        select(
+            o.c.id.label("observation_id"),
+            o.c.observed_at,
+            ln.code.label("line"),
+            s.code.label("station"),
+            o.c.side,
+            p.piece_id.label("piece"),
+            p.grade,
+            cls.label("class"),
+            o.c.plant_class,
+            o.c.station_label,
+            o.c.station_confidence,
+            o.c.anomaly_score,
+            o.c.x_mm,
+            o.c.y_mm,
+            (o.c.x_mm / p.length_mm).label("along"),
+            p.length_mm,
+            p.width_mm,
+            o.c.image_ref,
+        )
+        .join(s, s.id == o.c.station_id)
+        .join(ln, ln.id == s.line_id)
+        .join(p, p.id == o.c.piece_id)
+        .order_by(o.c.observed_at, o.c.id)
+        .limit(limit)
+    )
+    if fr is not None:
+        stmt = stmt.outerjoin(fr, fr.c.observation_id == o.c.id)
+    stmt = stmt.where(*_history_where(f, o, p, s, ln, cls))
+    frame = _frame(url, stmt)
+    frame["class"] = frame["class"].fillna(UNCLASSIFIED)
+    return frame
+
+
+def _history_where(f: HistoryFilter, o: Any, p: Any, s: Any, ln: Any, cls: Any) -> list[Any]:
+    where: list[Any] = []
+    if f.classes:
+        named = [c for c in f.classes if c != UNCLASSIFIED]
+        cond = cls.in_(named)
+        where.append(cond | cls.is_(None) if UNCLASSIFIED in f.classes else cond)
+    if f.grades:
+        where.append(p.grade.in_(list(f.grades)))
+    if f.lines:
+        where.append(ln.code.in_(list(f.lines)))
+    if f.stations:
+        where.append(s.code.in_(list(f.stations)))
+    if f.date_from:
+        where.append(o.c.observed_at >= _start(f.date_from))
+    if f.date_to:
+        where.append(o.c.observed_at < _start(f.date_to) + timedelta(days=1))
+    if f.along_from > 0.0:
+        where.append(o.c.x_mm >= f.along_from * p.length_mm)
+    if f.along_to < 1.0:
+        where.append(o.c.x_mm <= f.along_to * p.length_mm)
+    if f.across_from_mm is not None:
+        where.append(o.c.y_mm >= f.across_from_mm)
+    if f.across_to_mm is not None:
+        where.append(o.c.y_mm <= f.across_to_mm)
+    return where
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def inspected_km_per_week(url: str, f: HistoryFilter) -> pd.DataFrame:
+    """Kilometres of strip that left the lines in question per week (the lines of the filtered
+    stations, else the filtered lines, else every line with a station): the length of every
+    piece made on such a line that no later operation on the same line consumed, in the week
+    it was made. Columns ``week``, ``km``."""
+    if not features(url).migrated:
+        return pd.DataFrame(columns=["week", "km"])
+    p, ln, edge = m.Piece, m.Line, m.GenealogyEdge
+    child = aliased(m.Piece)
+    same_line_next = exists().where(
+        and_(edge.parent_id == p.id, edge.child_id == child.id, child.line_id == p.line_id)
+    )
+    stmt = (
+        select(p.made_at, p.length_mm)
+        .join(ln, ln.id == p.line_id)
+        .where(p.made_at.is_not(None), ~same_line_next)
+    )
+    if f.stations:
+        lines = select(m.Station.line_id).where(m.Station.code.in_(list(f.stations)))
+        stmt = stmt.where(p.line_id.in_(lines.scalar_subquery()))
+    elif f.lines:
+        stmt = stmt.where(ln.code.in_(list(f.lines)))
+    else:
+        stmt = stmt.where(p.line_id.in_(select(m.Station.line_id).scalar_subquery()))
+    if f.grades:
+        stmt = stmt.where(p.grade.in_(list(f.grades)))
+    if f.date_from:
+        stmt = stmt.where(p.made_at >= _start(f.date_from))
+    if f.date_to:
+        stmt = stmt.where(p.made_at < _start(f.date_to) + timedelta(days=1))
+    frame = _frame(url, stmt)
+    if frame.empty:
+        return pd.DataFrame(columns=["week", "km"])
+    frame["week"] = week_start(frame["made_at"])
+    out = frame.groupby("week", as_index=False)["length_mm"].sum()
+    out["km"] = out["length_mm"] / 1e6
+    return out[["week", "km"]]
+
+
+def week_start(times: pd.Series) -> pd.Series:
+    """Monday 00:00 UTC of each time's ISO week (naive UTC timestamps)."""
+    t = pd.to_datetime(times, utc=True).dt.tz_localize(None)
+    return (t - pd.to_timedelta(t.dt.weekday, unit="D")).dt.normalize()
+
+
+# --- ingestion -------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def ingestion_status(url: str) -> pd.DataFrame:
+    """The last run of every line and station with its counts and lag, newest first."""
+    cols = [
+        "line",
+        "station",
+        "started_at",
+        "finished_at",
+        "status",
+        "lag_s",
+        "n_files",
+        "n_observations",
+        "n_skipped",
+        "n_quarantined",
+        "errors",
+        "runs",
+        "failed_runs",
+    ]
+    if not features(url).migrated:
+        return pd.DataFrame(columns=cols)
+    r = m.IngestionRun.__table__
+    ranked = select(
+        r,
+        func.row_number()
+        .over(partition_by=(r.c.line_id, r.c.station_id), order_by=r.c.started_at.desc())
+        .label("rn"),
+        func.count().over(partition_by=(r.c.line_id, r.c.station_id)).label("runs"),
+    ).subquery()
+    failed = (
+        select(r.c.line_id, r.c.station_id, func.count().label("failed_runs"))
+        .where(r.c.status == "failed")
+        .group_by(r.c.line_id, r.c.station_id)
+        .subquery()
+    )
+    st_line = aliased(m.Line)
+    stmt = (
+        select(
+            func.coalesce(m.Line.code, st_line.code).label("line"),
+            m.Station.code.label("station"),
+            ranked.c.started_at,
+            ranked.c.finished_at,
+            ranked.c.status,
+            ranked.c.lag_s,
+            ranked.c.n_files,
+            ranked.c.n_observations,
+            ranked.c.n_skipped,
+            ranked.c.n_quarantined,
+            ranked.c.errors,
+            ranked.c.runs,
+            func.coalesce(failed.c.failed_runs, 0).label("failed_runs"),
+        )
+        .outerjoin(m.Station, m.Station.id == ranked.c.station_id)
+        .outerjoin(st_line, st_line.id == m.Station.line_id)
+        .outerjoin(m.Line, m.Line.id == ranked.c.line_id)
+        .outerjoin(
+            failed,
+            and_(
+                failed.c.line_id.is_not_distinct_from(ranked.c.line_id),
+                failed.c.station_id.is_not_distinct_from(ranked.c.station_id),
+            ),
+        )
+        .where(ranked.c.rn == 1)
+        .order_by(ranked.c.started_at.desc())
+    )
+    return _frame(url, stmt)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def quarantined(
+    url: str, line: str | None = None, station: str | None = None, limit: int = 1000
+) -> pd.DataFrame:
+    """Quarantined inputs with their reasons, newest first."""
+    cols = ["at", "line", "station", "path", "line_no", "field", "reason", "run_id"]
+    if not features(url).migrated:
+        return pd.DataFrame(columns=cols)
+    q, r = m.QuarantinedRecord.__table__, m.IngestionRun.__table__
+    st_ = aliased(m.Station)
+    ln = aliased(m.Line)
+    stmt = (
+        select(
+            q.c.at,
+            ln.code.label("line"),
+            st_.code.label("station"),
+            q.c.path,
+            q.c.line_no,
+            q.c.field,
+            q.c.reason,
+            q.c.run_id,
+        )
+        .join(r, r.c.id == q.c.run_id)
+        .outerjoin(st_, st_.id == func.coalesce(q.c.station_id, r.c.station_id))
+        .outerjoin(ln, ln.id == func.coalesce(r.c.line_id, st_.line_id))
+        .order_by(q.c.at.desc(), q.c.id.desc())
+        .limit(limit)
+    )
+    if line:
+        stmt = stmt.where(ln.code == line)
+    if station:
+        stmt = stmt.where(st_.code == station)
+    return _frame(url, stmt)
+
+
+# --- data tools ------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def audit_report(path: str, mtime: float) -> dict:
+    """The training-set audit report (``mtime`` only keys the cache to the file's version)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner="Preparing the CSV...")
+def history_csv(url: str, f: HistoryFilter) -> bytes:
+    """The defects matching ``f`` as CSV (UTF-8, one row per observation)."""
+    return history(url, f).to_csv(index=False).encode("utf-8")

@@ -1,0 +1,1 @@
+"""Plotly figures built by pure functions of data frames: no streamlit, no SQL (unit-tested)."""

@@ -1,0 +1,59 @@
+"""Ingestion: per line and station the last run, its lag and counts, and quarantined inputs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+
+LAG_WARN_S = 3600.0
+
+url = ui.db_url()
+ui.require_schema(url)
+st.title("Ingestion")
+status = data.ingestion_status(url)
+if status.empty:
+    ui.notice(
+        "No ingestion runs recorded yet: start the jobs with `coilmap scheduler` or run `coilmap ingest`."
+    )
+    st.stop()
+
+failed = status[status["status"] == "failed"]
+late = status[pd.to_numeric(status["lag_s"], errors="coerce") > LAG_WARN_S]
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Stations and lines", len(status))
+m2.metric("Last run failed", len(failed))
+m3.metric(f"Lag over {LAG_WARN_S / 60:.0f} min", len(late))
+m4.metric("Quarantined in last runs", int(status["n_quarantined"].fillna(0).sum()))
+for r in failed.itertuples():
+    st.error(
+        f"Last run of {r.station or r.line} failed at {r.started_at}: {'; '.join(map(str, r.errors or []))}"
+    )
+st.dataframe(
+    status.assign(lag_min=pd.to_numeric(status["lag_s"], errors="coerce") / 60).drop(columns=["lag_s"]),
+    hide_index=True,
+    column_config={
+        "lag_min": st.column_config.NumberColumn("lag (min)", format="%.1f"),
+        "errors": st.column_config.ListColumn("errors"),
+    },
+    key="ing_status",
+)
+
+st.subheader("Quarantined inputs")
+c1, c2 = st.columns(2)
+line = c1.selectbox(
+    "Line", [None, *sorted(status["line"].dropna().unique())], format_func=lambda v: v or "all", key="q_line"
+)
+station = c2.selectbox(
+    "Station",
+    [None, *sorted(status["station"].dropna().unique())],
+    format_func=lambda v: v or "all",
+    key="q_station",
+)
+quarantine = data.quarantined(url, line, station)
+if quarantine.empty:
+    st.success("Nothing quarantined.")
+else:
+    st.dataframe(quarantine, hide_index=True, key="q_table")
+    st.caption("Reasons: " + "; ".join(f"{n} × {r}" for r, n in quarantine["reason"].value_counts().items()))
