@@ -38,7 +38,7 @@ class CoilView:
     cut_lines: list[dict] = field(default_factory=list)
     # Material an ancestor had that this piece lacks: x0_mm, x1_mm, y0_mm, y1_mm, label.
     removed_regions: list[dict] = field(default_factory=list)
-    # Roll-mark series (fusion): side, x_first_mm, period_mm, n, y_mm.
+    # Roll-mark series (fusion): side, class, x_mm (members), y_mm, period_mm (in ``frame``).
     roll_marks: list[dict] = field(default_factory=list)
     ancestors: list[str] = field(default_factory=list)
 

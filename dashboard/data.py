@@ -6,13 +6,14 @@ docs/dashboard.md); queries are ``st.cache_data`` functions whose arguments beco
 parameters, never SQL text. Outside a Streamlit run (tests, the benchmark) the caches are
 plain in-memory caches.
 
-What later migrations add (``fusion_results``, ``observations.heatmap_ref``,
-``roll_mark_series``) is found by inspecting the schema once (:func:`features`); each page
-says plainly what is missing and which command produces it.
+What later migrations add (``fusion_results``, ``observations.heatmap_ref``) is found by
+inspecting the schema once (:func:`features`), the fusion area's roll-mark search by importing
+it; each page says plainly what is missing and which command produces it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session, aliased
 
 from coilmap import models as m
 from coilmap.db import make_engine
+from coilmap.errors import CoilmapError
 from dashboard import coil_view as cv
 from tracking.coil_map import build_coil_map
 from tracking.store import ancestor_keys, get_piece, load_genealogy
@@ -42,7 +44,8 @@ MISSING_FUSION = (
 MISSING_HEATMAP = (
     "No anomaly heatmaps in this database yet: run `coilmap detect` with heatmaps (a later migration)."
 )
-MISSING_ROLL_MARKS = "No roll-mark series yet: run `coilmap fuse apply` to find them."
+MISSING_ROLL_MARKS = "Roll-mark search not installed: it comes with the fusion area (`fusion.roll_marks`)."
+ROLL_MARK_MAX_GROUP = 3000
 
 
 def _read_only(dbapi_connection: Any, _record: Any) -> None:
@@ -69,7 +72,6 @@ class Features:
 
     fusion_results: bool
     heatmap_ref: bool
-    roll_mark_series: bool
     migrated: bool
 
 
@@ -81,12 +83,13 @@ def features(url: str) -> Features:
     return Features(
         fusion_results="fusion_results" in tables,
         heatmap_ref="heatmap_ref" in obs_cols,
-        roll_mark_series="roll_mark_series" in tables,
         migrated="observations" in tables,
     )
 
 
+@st.cache_resource(ttl=TTL_S, show_spinner=False)
 def _table(url: str, name: str) -> Table:
+    """The table as the database has it (columns later migrations added included)."""
     return Table(name, MetaData(), autoload_with=engine(url))
 
 
@@ -196,12 +199,12 @@ def coil_view(url: str, piece_id: str, margin_fraction: float = 0.05) -> cv.Coil
         )
         keys = sorted({piece.id} | ancestor_keys(piece.id, session=session))
         extra = _observation_extras(url, feats, keys, session)
-        rolls = _roll_marks(url, piece.id, session) if feats.roll_mark_series else []
     obs = cmap.observations
     if not extra.empty:
         obs = obs.merge(extra, on="observation_id", how="left")
     obs = _with_class_and_severity(obs)
     g = cmap.genealogy
+    rolls = roll_mark_series(obs, g, piece_id)
     margin = margin_fraction * cmap.length_mm
     return cv.CoilView(
         piece_id=piece_id,
@@ -220,10 +223,10 @@ def coil_view(url: str, piece_id: str, margin_fraction: float = 0.05) -> cv.Coil
 
 
 def _observation_extras(url: str, feats: Features, keys: list[int], session: Session) -> pd.DataFrame:
-    obs = m.Observation.__table__
+    obs = _table(url, "observations")
     cols: list[Any] = [obs.c.id.label("observation_id"), obs.c.observed_at]
     if feats.heatmap_ref:
-        cols.append(_table(url, "observations").c.heatmap_ref)
+        cols.append(obs.c.heatmap_ref)
     stmt = select(*cols).where(obs.c.piece_id.in_(keys))
     if feats.fusion_results:
         fr = _table(url, "fusion_results")
@@ -250,20 +253,73 @@ def _with_class_and_severity(obs: pd.DataFrame) -> pd.DataFrame:
     return obs
 
 
-def _roll_marks(url: str, piece_key: int, session: Session) -> list[dict]:
-    rm = _table(url, "roll_mark_series")
-    wanted = ("side", "x_first_mm", "period_mm", "n", "y_mm")
-    if not set(wanted) <= set(rm.c.keys()):
+def roll_marks_available() -> bool:
+    return importlib.util.find_spec("fusion.roll_marks") is not None
+
+
+def roll_mark_series(obs: pd.DataFrame, g: Any, piece_id: str) -> list[dict]:
+    """Roll-mark series among the observations kept on the piece, per station, surface and
+    class, found by the fusion area's search (``fusion.roll_marks``) in the piece's frame and in
+    the frame of every ancestor that left a roll; the same series seen by several stations is
+    listed once with all of them. Groups above ``ROLL_MARK_MAX_GROUP`` observations are not
+    searched (the search compares every pair of lags)."""
+    if not roll_marks_available() or obs.empty:
         return []
-    rows = session.execute(select(*(rm.c[k] for k in wanted)).where(rm.c.piece_id == piece_key))
-    return [dict(zip(wanted, r, strict=True)) for r in rows]
+    from fusion.roll_marks import find_roll_marks
+
+    kept = obs[obs["status"] == "kept"]
+    out: list[dict] = []
+    for (station, side, cls), part in kept.groupby(["station", "side", "class"], sort=True):
+        if not 4 <= len(part) <= ROLL_MARK_MAX_GROUP:
+            continue
+        x = part["x_mm"].to_numpy(dtype=np.float64)
+        y = part["y_mm"].to_numpy(dtype=np.float64)
+        try:
+            found = find_roll_marks(x, y, g, piece_id, n_null=99, alpha=0.02)
+        except CoilmapError:
+            continue
+        for frame, series in found:
+            members = np.sort(x[series.members])
+            same = next(
+                (
+                    o
+                    for o in out
+                    if o["side"] == side
+                    and o["class"] == cls
+                    and abs(o["x_mm"][0] - members[0]) < 0.25 * series.period_mm
+                    and abs(len(o["x_mm"]) - len(members)) <= 3
+                ),
+                None,
+            )
+            if same is not None:
+                same["stations"].append(station)
+                continue
+            out.append(
+                {
+                    "side": side,
+                    "class": cls,
+                    "stations": [station],
+                    "x_mm": members.tolist(),
+                    "y_mm": float(np.median(y[series.members])),
+                    "period_mm": float(series.period_mm),
+                    # The period on this piece (the search may report it in an ancestor's frame).
+                    "period_here_mm": float(
+                        abs(np.polyfit(series.repeat_index, x[series.members], 1)[0])
+                        if len(series.members) > 1
+                        else series.period_mm
+                    ),
+                    "frame": frame,
+                    "p_value": float(series.p_value),
+                }
+            )
+    return out
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def observations_by_id(url: str, ids: tuple[int, ...]) -> pd.DataFrame:
     """Observations as stored (own piece frame), with station, line, piece and image refs."""
     feats = features(url)
-    obs = m.Observation.__table__
+    obs = _table(url, "observations")
     cols: list[Any] = [
         obs.c.id.label("observation_id"),
         m.Station.code.label("station"),
@@ -280,7 +336,7 @@ def observations_by_id(url: str, ids: tuple[int, ...]) -> pd.DataFrame:
         obs.c.observed_at,
     ]
     if feats.heatmap_ref:
-        cols.append(_table(url, "observations").c.heatmap_ref)
+        cols.append(obs.c.heatmap_ref)
     stmt = (
         select(*cols)
         .join(m.Station, m.Station.id == obs.c.station_id)
@@ -560,7 +616,9 @@ def ingestion_status(url: str) -> pd.DataFrame:
             ranked.c.n_observations,
             ranked.c.n_skipped,
             ranked.c.n_quarantined,
+            ranked.c.n_pending,
             ranked.c.errors,
+            ranked.c.worker,
             ranked.c.runs,
             func.coalesce(failed.c.failed_runs, 0).label("failed_runs"),
         )
@@ -585,7 +643,7 @@ def quarantined(
     url: str, line: str | None = None, station: str | None = None, limit: int = 1000
 ) -> pd.DataFrame:
     """Quarantined inputs with their reasons, newest first."""
-    cols = ["at", "line", "station", "path", "line_no", "field", "reason", "run_id"]
+    cols = ["at", "line", "station", "kind", "path", "line_no", "field", "reason", "run_id"]
     if not features(url).migrated:
         return pd.DataFrame(columns=cols)
     q, r = m.QuarantinedRecord.__table__, m.IngestionRun.__table__
@@ -596,6 +654,7 @@ def quarantined(
             q.c.at,
             ln.code.label("line"),
             st_.code.label("station"),
+            q.c.kind,
             q.c.path,
             q.c.line_no,
             q.c.field,
@@ -612,6 +671,28 @@ def quarantined(
         stmt = stmt.where(ln.code == line)
     if station:
         stmt = stmt.where(st_.code == station)
+    return _frame(url, stmt)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def file_backlog(url: str) -> pd.DataFrame:
+    """Export files per station and state (new, pending, done, quarantined) in the ingestion
+    manifest, with the oldest file still waiting."""
+    cols = ["station", "state", "files", "oldest_discovered_at"]
+    if not features(url).migrated or "ingestion_files" not in inspect(engine(url)).get_table_names():
+        return pd.DataFrame(columns=cols)
+    f = m.IngestionFile.__table__
+    stmt = (
+        select(
+            m.Station.code.label("station"),
+            f.c.state,
+            func.count().label("files"),
+            func.min(f.c.discovered_at).label("oldest_discovered_at"),
+        )
+        .join(m.Station, m.Station.id == f.c.station_id)
+        .group_by(m.Station.code, f.c.state)
+        .order_by(m.Station.code, f.c.state)
+    )
     return _frame(url, stmt)
 
 

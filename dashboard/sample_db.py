@@ -289,6 +289,54 @@ def _observations(
                         pseudo=True,
                     )
                 )
+    if g == 0:
+        rows += _roll_marks(gen, at + timedelta(hours=hours["rolled"]), rng, image_root)
+    return rows
+
+
+ROLL_PERIOD_MM = 1508.0
+
+
+def _roll_marks(gen: Genealogy, when: datetime, rng: np.random.Generator, image_root: Path) -> list[dict]:
+    """A damaged work roll of the cold mill: the same imprint every revolution on the rolled
+    strip's top surface, seen by the mill's station and again by the final inspection."""
+    x = 10_000.0 + ROLL_PERIOD_MM * np.arange(14)
+    y = np.full(len(x), 210.0)
+    rows = []
+    for i, (xi, yi) in enumerate(zip(x, y, strict=True)):
+        rows.append(
+            _row(
+                "TCM-T",
+                "cold",
+                "G0-Se",
+                xi + rng.normal(0, 4),
+                yi,
+                2,
+                f"roll#{i}",
+                when,
+                rng,
+                image_root,
+                gen,
+            )
+        )
+    for final in ("G0-C1",):
+        mapped = gen.map_points("G0-Se", final, x, y, np.ones(len(x), dtype=bool))
+        for i in np.flatnonzero(mapped.kept):
+            rows.append(
+                _row(
+                    "INSP-T",
+                    "cold",
+                    final,
+                    mapped.x_mm[i] + rng.normal(0, 4),
+                    mapped.y_mm[i],
+                    2,
+                    f"roll#{i}",
+                    when + timedelta(hours=20),
+                    rng,
+                    image_root,
+                    gen,
+                )
+            )
     return rows
 
 
@@ -370,6 +418,8 @@ def _ingestion(session, groups: int) -> None:  # type: ignore[no-untyped-def]
                     n_quarantined=2 if g % 2 else 0,
                     lag_s=180.0 + 60 * g,
                     errors=["export folder unreadable: permission denied"] if failed else [],
+                    worker="ingest-host:4711",
+                    n_pending=1 if code == "INSP-T" else 0,
                 )
                 .returning(m.IngestionRun.id)
             ).scalar_one()
@@ -385,6 +435,7 @@ def _ingestion(session, groups: int) -> None:  # type: ignore[no-untyped-def]
                             "field": "x_mm",
                             "reason": "x_mm: must be a number, got 'n/a'",
                             "at": started,
+                            "kind": "bad_value",
                         },
                         {
                             "run_id": run_id,
@@ -394,6 +445,7 @@ def _ingestion(session, groups: int) -> None:  # type: ignore[no-untyped-def]
                             "field": None,
                             "reason": "image truncated (PNG CRC error)",
                             "at": started,
+                            "kind": "corrupt_image",
                         },
                     ],
                 )

@@ -312,43 +312,40 @@ def _lines(fig: go.Figure, view: CoilView) -> None:
     )
 
 
-def roll_mark_positions(x_first_mm: float, period_mm: float, n: int) -> np.ndarray:
-    """Where the marks of a series lie.
-
-    >>> roll_mark_positions(100.0, 1570.8, 3).tolist()
-    [100.0, 1670.8, 3241.6]
-    """
-    return x_first_mm + period_mm * np.arange(int(n))
-
-
 def _roll_marks(fig: go.Figure, view: CoilView, side: str, row: int) -> None:
     for k, series in enumerate(s for s in view.roll_marks if s["side"] == side):
-        xs = roll_mark_positions(series["x_first_mm"], series["period_mm"], series["n"])
-        label = f"roll marks, period {series['period_mm']:,.0f} mm"
+        xs = np.asarray(series["x_mm"], dtype=float)
+        here = series.get("period_here_mm", series["period_mm"])
+        label = (
+            f"roll marks ({series['class']}), period {here:,.0f} mm"
+            f" ({series['period_mm']:,.0f} mm on {series['frame']})"
+        )
         fig.add_trace(
             go.Scatter(
                 x=xs,
-                y=np.full(len(xs), series.get("y_mm") or 0.0),
-                mode="markers",
-                marker={"symbol": "line-ns", "size": 16, "line": {"width": 2, "color": "#6c3483"}},
-                name=label,
+                y=np.full(len(xs), series["y_mm"]),
+                mode="lines+markers",
+                marker={"symbol": "line-ns", "size": 18, "line": {"width": 2, "color": "#6c3483"}},
+                line={"color": "#6c3483", "width": 1, "dash": "dot"},
+                name="roll-mark series",
+                legendgroup="rollmarks",
                 hovertext=label,
                 hoverinfo="text+x",
-                showlegend=k == 0 or row == 1,
+                showlegend=k == 0 and row == 1,
             ),
             row=row,
             col=1,
         )
         fig.add_annotation(
             x=float(xs[0]),
-            y=series.get("y_mm") or 0.0,
+            y=series["y_mm"],
             text=label,
             row=row,
             col=1,
             showarrow=True,
             arrowhead=0,
-            ax=30,
-            ay=-25,
+            ax=40,
+            ay=-28,
             font={"color": "#6c3483", "size": 10},
         )
 

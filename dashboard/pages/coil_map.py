@@ -30,12 +30,20 @@ cols[3].metric("Grade · line", f"{view.grade or '-'} · {view.line or '-'}")
 cols[4].metric("Observations on the coil", f"{kept:,}")
 cols[5].metric("On removed material", f"{len(obs) - kept:,}")
 st.caption(f"Ancestors: {', '.join(view.ancestors) or 'none'}")
-for missing, message in (
-    (feats.fusion_results, data.MISSING_FUSION),
-    (feats.roll_mark_series, data.MISSING_ROLL_MARKS),
-):
-    if not missing:
-        ui.notice(message)
+if not feats.fusion_results:
+    ui.notice(data.MISSING_FUSION)
+if not data.roll_marks_available():
+    ui.notice(data.MISSING_ROLL_MARKS)
+elif view.roll_marks:
+    st.caption(
+        "Roll marks: "
+        + "; ".join(
+            f"{r['class']} on the {r['side']} surface ({', '.join(r['stations'])}), {len(r['x_mm'])} marks, "
+            f"period {r['period_here_mm']:,.0f} mm here, {r['period_mm']:,.0f} mm on {r['frame']} "
+            f"(p = {r['p_value']:.2f})"
+            for r in view.roll_marks
+        )
+    )
 
 f1, f2, f3, f4 = st.columns([3, 3, 2, 2])
 classes = f1.multiselect("Class", sorted(obs["class"].unique()) if len(obs) else [], key="cm_classes")

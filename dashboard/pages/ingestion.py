@@ -40,6 +40,14 @@ st.dataframe(
     key="ing_status",
 )
 
+backlog = data.file_backlog(url)
+if not backlog.empty:
+    st.subheader("Export files by state")
+    st.dataframe(
+        backlog.pivot_table(index="station", columns="state", values="files", fill_value=0),
+        key="ing_backlog",
+    )
+
 st.subheader("Quarantined inputs")
 c1, c2 = st.columns(2)
 line = c1.selectbox(
@@ -56,4 +64,5 @@ if quarantine.empty:
     st.success("Nothing quarantined.")
 else:
     st.dataframe(quarantine, hide_index=True, key="q_table")
-    st.caption("Reasons: " + "; ".join(f"{n} × {r}" for r, n in quarantine["reason"].value_counts().items()))
+    by = quarantine["kind"].fillna(quarantine["reason"]) if "kind" in quarantine else quarantine["reason"]
+    st.caption("By kind: " + "; ".join(f"{n} × {r}" for r, n in by.value_counts().items()))
