@@ -10,7 +10,7 @@ something on them, plus a share of defect-free frames, are exported.
 >>> g.frame_mm, g.cam_mm
 (512.0, 768.0)
 >>> o = frame_overlaps(g, np.array([1000.0]), np.array([0.0]), np.array([40.0]), np.array([30.0]))
->>> o[["k", "j"]].values.tolist(), [round(v, 1) for v in o[["r0", "c0", "r1", "c1"]].values[0]]
+>>> o[["k", "j"]].values.tolist(), [round(float(v), 1) for v in o.iloc[0, 3:]]
 ([[1, 1]], [468.0, 246.0, 508.0, 266.0])
 """
 

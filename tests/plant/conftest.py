@@ -12,6 +12,11 @@ SEED = 3
 
 
 @pytest.fixture(scope="session")
+def small_seed() -> int:
+    return SEED
+
+
+@pytest.fixture(scope="session")
 def small_plant(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     out = tmp_path_factory.mktemp("plant") / "small"
     simulate_to(out, size="small", seed=SEED, data_dir=shared_data)
