@@ -115,7 +115,7 @@ def coil_map_cmd(
     engine = make_engine(url)
     try:
         with session_factory(engine)() as session:
-            cmap = build_coil_map(piece, session=session)
+            cmap = build_coil_map(piece, session=session, with_images=fmt == "csv")
     finally:
         engine.dispose()
     frame = cmap.observations

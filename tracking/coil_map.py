@@ -1,24 +1,31 @@
 """The central coil map: every station's observations of a piece and of all its ancestors, in
 the piece's own frame, each kept or removed (with the operation that removed it).
 
-The observations are read with one Core query (columns only, no ORM objects) and mapped with
-the exact genealogy maps, one vectorised call per source piece, never per row: 100,000
-observations take a fraction of a second.
+Speed matters (a final coil can carry 100,000 observations of a dozen stations), so:
+
+- one Core query selects only the needed columns; the rows go from the driver's cursor
+  straight into a numpy structured array (one C loop), never through ORM objects or
+  per-row Python code;
+- the index ``ix_observations_coil_map`` covers the query, so the database reads the index
+  alone;
+- each source piece's observations are mapped with one vectorised call of the exact genealogy
+  maps (:meth:`tracking.genealogy.Genealogy.map_boxes`), never per row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from coilmap import models as m
 from tracking.genealogy import Genealogy
-from tracking.store import ancestor_keys, get_piece, load_genealogy
+from tracking.store import ancestor_keys, genealogy_of_keys, get_piece
 
 # Columns of the coil map, in order (positions in mm in the piece's frame).
 COLUMNS = (
@@ -46,6 +53,27 @@ COLUMNS = (
     "geometry_wkt",
 )
 
+_OBS = m.Observation.__table__
+# (column, numpy type) read for every observation; "O" is a Python object (str or None).
+_FIELDS: tuple[tuple[str, str], ...] = (
+    ("id", "i8"),
+    ("station_id", "i8"),
+    ("piece_id", "i8"),
+    ("side", "O"),
+    ("x_mm", "f8"),
+    ("y_mm", "f8"),
+    ("x0_mm", "f8"),
+    ("y0_mm", "f8"),
+    ("x1_mm", "f8"),
+    ("y1_mm", "f8"),
+    ("plant_class", "O"),
+    ("station_label", "O"),
+    ("station_confidence", "O"),  # nullable: converted to float (NaN) after reading
+    ("anomaly_score", "O"),
+)
+_DTYPE = np.dtype([(name, kind) for name, kind in _FIELDS])
+_ID_TEXT = np.dtype([("id", "i8"), ("text", "O")])
+
 
 @dataclass(frozen=True)
 class CoilMap:
@@ -58,141 +86,191 @@ class CoilMap:
     observations: pd.DataFrame
 
 
-def coil_map(piece_id: str, *, session: Session) -> pd.DataFrame:
+def coil_map(piece_id: str, *, session: Session, with_images: bool = False) -> pd.DataFrame:
     """Every observation of ``piece_id`` and of all its ancestors in the piece's frame.
 
     One row per observation, columns :data:`COLUMNS`, sorted by side and ``x_mm``. ``status``
     is ``kept`` or ``removed:<op>`` (``removed_at`` names the piece that operation acted
-    on); the box is clipped to what survives, and a removed observation is placed where it
-    would be had the material not been removed (off the piece, or in the trimmed edge).
+    on). A box cut by a crop, trim, cut or slit keeps its surviving part; the centre is the
+    stated one where it survives, else the centre of what is left. A removed observation is
+    placed where it would be had the material not been removed (off the piece, or in the
+    trimmed edge). Polygons (``geometry_wkt``) are clipped and mapped exactly.
+
+    ``image_ref`` is read only ``with_images`` (images are shown on demand; the column is
+    outside the index that makes the map fast).
     """
-    return build_coil_map(piece_id, session=session).observations
+    return build_coil_map(piece_id, session=session, with_images=with_images).observations
 
 
-def build_coil_map(piece_id: str, *, session: Session) -> CoilMap:
+def build_coil_map(piece_id: str, *, session: Session, with_images: bool = False) -> CoilMap:
     piece = get_piece(piece_id, session=session)
-    genealogy = load_genealogy(piece_id, session=session, descendants=False)
-    keys = sorted({piece.id} | ancestor_keys(piece.id, session=session))
-    names = dict(session.execute(select(m.Piece.id, m.Piece.piece_id).where(m.Piece.id.in_(keys))).all())
-    raw = _read_observations(keys, session)
+    keys = {piece.id} | ancestor_keys(piece.id, session=session)
+    genealogy, names = genealogy_of_keys(keys, session=session)
+    stations = {
+        sid: (code, line)
+        for sid, code, line in session.execute(
+            select(m.Station.id, m.Station.code, m.Line.code).join(m.Line, m.Line.id == m.Station.line_id)
+        )
+    }
+    on_keys = _OBS.c.piece_id.in_(sorted(keys))
+    raw = _fetch(select(*(_OBS.c[name] for name, _ in _FIELDS)).where(on_keys), _DTYPE, session)
+    polygons = _fetch(
+        select(_OBS.c.id, _OBS.c.geometry_wkt).where(on_keys, _OBS.c.geometry_wkt.is_not(None)),
+        _ID_TEXT,
+        session,
+    )
+    frame = _map_into(raw, _by_id(raw["id"], polygons), names, stations, piece_id, genealogy)
+    if with_images:
+        images = _fetch(select(_OBS.c.id, _OBS.c.image_ref).where(on_keys), _ID_TEXT, session)
+        frame["image_ref"] = _by_id(frame["observation_id"].to_numpy(), images)
     return CoilMap(
         piece_id=piece_id,
         length_mm=piece.length_mm,
         width_mm=piece.width_mm,
         genealogy=genealogy,
-        observations=_map_into(raw, names, piece_id, genealogy),
+        observations=frame,
     )
 
 
-def _read_observations(piece_keys: list[int], session: Session) -> pd.DataFrame:
-    obs = m.Observation.__table__
-    station_rows = session.execute(
-        select(m.Station.id, m.Station.code, m.Line.code).join(m.Line, m.Line.id == m.Station.line_id)
-    ).all()
-    cols = (
-        obs.c.id,
-        obs.c.station_id,
-        obs.c.piece_id,
-        obs.c.side,
-        obs.c.x_mm,
-        obs.c.y_mm,
-        obs.c.x0_mm,
-        obs.c.y0_mm,
-        obs.c.x1_mm,
-        obs.c.y1_mm,
-        obs.c.plant_class,
-        obs.c.station_label,
-        obs.c.station_confidence,
-        obs.c.anomaly_score,
-        obs.c.image_ref,
-        obs.c.geometry_wkt,
+def _by_id(ids: np.ndarray, id_text: np.ndarray) -> np.ndarray:
+    """The text of each of ``ids`` (``None`` where ``id_text`` has none)."""
+    out = np.full(ids.shape, None, dtype=object)
+    if id_text.size:
+        order = np.argsort(id_text["id"])
+        keys = id_text["id"][order]
+        pos = np.clip(np.searchsorted(keys, ids), 0, keys.size - 1)
+        found = keys[pos] == ids
+        out[found] = id_text["text"][order][pos[found]]
+    return out
+
+
+def _fetch(stmt: Select, dtype: np.dtype, session: Session) -> np.ndarray:  # type: ignore[type-arg]
+    """The rows of ``stmt`` as a structured array of ``dtype``.
+
+    The statement is compiled by SQLAlchemy (bound parameters, no SQL text built here) and run
+    on the driver's cursor: its plain tuples fill the array in one C loop. Going through
+    SQLAlchemy's Row objects and transposing them costs more than the query itself at 100,000
+    rows. The selected types (integers, floats, strings) need no result processing on either
+    backend.
+    """
+    connection = session.connection()
+    compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    args: Sequence[object] | dict[str, object] = (
+        [params[name] for name in compiled.positiontup or ()] if compiled.positional else params
     )
-    result = session.execute(select(*cols).where(obs.c.piece_id.in_(piece_keys)))
-    frame = pd.DataFrame(result.all(), columns=[c.name for c in cols])
-    station_code = {sid: code for sid, code, _ in station_rows}
-    station_line = {sid: line for sid, _, line in station_rows}
-    frame["station"] = frame["station_id"].map(station_code)
-    frame["line"] = frame["station_id"].map(station_line)
-    return frame
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), args)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return np.array(rows, dtype=dtype)
 
 
-def _map_into(raw: pd.DataFrame, names: dict[int, str], dst: str, g: Genealogy) -> pd.DataFrame:
+def _categorical(codes: np.ndarray, labels: dict[int, str]) -> pd.Categorical:
+    """Integer keys to a categorical of their labels without hashing a string per row.
+
+    >>> _categorical(np.array([7, 3, 7, 9]), {3: "PL", 7: "TCM", 8: "TCM"}).tolist()
+    ['TCM', 'PL', 'TCM', nan]
+    """
+    keys = np.array(sorted(labels), dtype=np.int64)
+    categories = list(dict.fromkeys(labels[int(k)] for k in keys))
+    if not keys.size:
+        return pd.Categorical.from_codes(np.full(codes.shape, -1), categories=categories)
+    label_code = np.array([categories.index(labels[int(k)]) for k in keys])
+    pos = np.clip(np.searchsorted(keys, codes), 0, keys.size - 1)
+    return pd.Categorical.from_codes(np.where(keys[pos] == codes, label_code[pos], -1), categories=categories)
+
+
+def _map_into(
+    raw: np.ndarray,
+    polygon_wkt: np.ndarray,
+    names: dict[int, str],
+    stations: dict[int, tuple[str, str]],
+    dst: str,
+    g: Genealogy,
+) -> pd.DataFrame:
     n = len(raw)
-    out: dict[str, np.ndarray] = {
-        "x_mm": np.full(n, np.nan),
-        "y_mm": np.full(n, np.nan),
-        "x0_mm": np.full(n, np.nan),
-        "y0_mm": np.full(n, np.nan),
-        "x1_mm": np.full(n, np.nan),
-        "y1_mm": np.full(n, np.nan),
-        "is_top": np.zeros(n, dtype=bool),
-        "status": np.full(n, "kept", dtype=object),
-        "removed_at": np.full(n, "", dtype=object),
-        "geometry_wkt": np.full(n, None, dtype=object),
-    }
-    piece_key = raw["piece_id"].to_numpy()
-    src_top = (raw["side"] == "top").to_numpy()
-    for key in np.unique(piece_key):
-        rows = np.flatnonzero(piece_key == key)
-        src = names[int(key)]
-        part = raw.iloc[rows]
-        boxes = g.map_boxes(
-            src,
-            dst,
-            part["x0_mm"].to_numpy(dtype=np.float64),
-            part["y0_mm"].to_numpy(dtype=np.float64),
-            part["x1_mm"].to_numpy(dtype=np.float64),
-            part["y1_mm"].to_numpy(dtype=np.float64),
-            src_top[rows],
-        )
-        centres = g.map_points(
-            src,
-            dst,
-            part["x_mm"].to_numpy(dtype=np.float64),
-            part["y_mm"].to_numpy(dtype=np.float64),
-            src_top[rows],
-        )
-        # The stated centre where it survives; where a clip removed it, the centre of what is
-        # left of the box.
-        use_centre = centres.kept | ~boxes.kept
-        out["x_mm"][rows] = np.where(use_centre, centres.x_mm, boxes.x_mm)
-        out["y_mm"][rows] = np.where(use_centre, centres.y_mm, boxes.y_mm)
-        for name in ("x0_mm", "y0_mm", "x1_mm", "y1_mm"):
-            out[name][rows] = getattr(boxes, name)
-        out["is_top"][rows] = boxes.is_top
-        out["status"][rows] = boxes.status
-        out["removed_at"][rows] = boxes.removed_at
-        wkt = part["geometry_wkt"].to_numpy(dtype=object)
-        has = np.flatnonzero(pd.notna(wkt))
-        if has.size:
-            mapped, _ = g.map_geometries(src, dst, shapely.from_wkt(wkt[has]))
-            out["geometry_wkt"][rows[has]] = shapely.to_wkt(mapped, rounding_precision=3)
+    x_mm = np.full(n, np.nan)
+    y_mm = np.full(n, np.nan)
+    box = {name: np.full(n, np.nan) for name in ("x0_mm", "y0_mm", "x1_mm", "y1_mm")}
+    is_top = np.zeros(n, dtype=bool)
+    geometry = np.full(n, None, dtype=object)
+    # Status and the piece that lost the material as codes into these label lists, so no
+    # string is made or hashed per observation.
+    status_labels: list[str] = ["kept"]
+    removed_at_labels: list[str] = [""]
+    status_code = np.zeros(n, dtype=np.int64)
+    removed_at_code = np.zeros(n, dtype=np.int64)
 
+    # Contiguous columns: arithmetic on a structured array's strided fields is slower.
+    col = {name: np.ascontiguousarray(raw[name]) for name in raw.dtype.names}
+    src_top = col["side"] == "top"
+    piece_key = col["piece_id"]
+    with_polygon = np.flatnonzero(polygon_wkt != None)  # noqa: E711 (element-wise)
+    order = np.argsort(piece_key, kind="stable")
+    bounds = np.flatnonzero(np.diff(piece_key[order])) + 1
+    for rows in np.split(order, bounds) if n else []:
+        src = names[int(piece_key[rows[0]])]
+        top = src_top[rows]
+        boxes = g.map_boxes(
+            src, dst, col["x0_mm"][rows], col["y0_mm"][rows], col["x1_mm"][rows], col["y1_mm"][rows], top
+        )
+        centres = g.map_points(src, dst, col["x_mm"][rows], col["y_mm"][rows], top)
+        use_centre = centres.kept | ~boxes.kept
+        x_mm[rows] = np.where(use_centre, centres.x_mm, boxes.x_mm)
+        y_mm[rows] = np.where(use_centre, centres.y_mm, boxes.y_mm)
+        for name, values in box.items():
+            values[rows] = getattr(boxes, name)
+        is_top[rows] = boxes.is_top
+        status_of_gate = np.array([0] + [_code(status_labels, f"removed:{gt.op}") for gt in boxes.gates])
+        piece_of_gate = np.array([0] + [_code(removed_at_labels, gt.at_piece) for gt in boxes.gates])
+        status_code[rows] = status_of_gate[boxes.removed_gate + 1]
+        removed_at_code[rows] = piece_of_gate[boxes.removed_gate + 1]
+        poly_rows = with_polygon[piece_key[with_polygon] == piece_key[rows[0]]]
+        if poly_rows.size:
+            mapped, _ = g.map_geometries(src, dst, shapely.from_wkt(polygon_wkt[poly_rows]))
+            geometry[poly_rows] = shapely.to_wkt(mapped, rounding_precision=3)
+
+    # Sorted along the piece, top surface first.
+    order = np.lexsort((col["id"], x_mm, ~is_top))
+    station_ids = col["station_id"][order]
+    sides = pd.CategoricalDtype(list(m.SIDES))
     frame = pd.DataFrame(
         {
-            "observation_id": raw["id"].to_numpy(),
-            "station": raw["station"].to_numpy(),
-            "line": raw["line"].to_numpy(),
-            "source_piece": raw["piece_id"].map(names).to_numpy(),
-            "side": np.where(out["is_top"], "top", "bottom"),
-            "x_mm": out["x_mm"],
-            "y_mm": out["y_mm"],
-            "x0_mm": out["x0_mm"],
-            "y0_mm": out["y0_mm"],
-            "x1_mm": out["x1_mm"],
-            "y1_mm": out["y1_mm"],
-            "plant_class": raw["plant_class"].to_numpy(),
-            "station_label": raw["station_label"].to_numpy(),
-            "station_confidence": raw["station_confidence"].to_numpy(dtype=np.float64),
-            "anomaly_score": raw["anomaly_score"].to_numpy(dtype=np.float64),
-            "status": out["status"],
-            "removed_at": out["removed_at"],
-            "source_side": raw["side"].to_numpy(),
-            "source_x_mm": raw["x_mm"].to_numpy(dtype=np.float64),
-            "source_y_mm": raw["y_mm"].to_numpy(dtype=np.float64),
-            "image_ref": raw["image_ref"].to_numpy(),
-            "geometry_wkt": out["geometry_wkt"],
+            "observation_id": col["id"][order],
+            "station": _categorical(station_ids, {k: v[0] for k, v in stations.items()}),
+            "line": _categorical(station_ids, {k: v[1] for k, v in stations.items()}),
+            "source_piece": _categorical(piece_key[order], names),
+            "side": pd.Categorical.from_codes(np.where(is_top[order], 0, 1), dtype=sides),
+            "x_mm": x_mm[order],
+            "y_mm": y_mm[order],
+            **{name: values[order] for name, values in box.items()},
+            # Plain object columns: converting 100,000 strings to another dtype costs more
+            # than the whole mapping.
+            "plant_class": pd.Series(col["plant_class"][order], dtype=object, copy=False),
+            "station_label": pd.Series(col["station_label"][order], dtype=object, copy=False),
+            "station_confidence": col["station_confidence"][order].astype(np.float64),
+            "anomaly_score": col["anomaly_score"][order].astype(np.float64),
+            "status": pd.Categorical.from_codes(
+                status_code[order], categories=status_labels
+            ).remove_unused_categories(),
+            "removed_at": pd.Categorical.from_codes(
+                removed_at_code[order], categories=removed_at_labels
+            ).remove_unused_categories(),
+            "source_side": pd.Categorical.from_codes(np.where(src_top[order], 0, 1), dtype=sides),
+            "source_x_mm": col["x_mm"][order],
+            "source_y_mm": col["y_mm"][order],
+            "image_ref": pd.Series(np.full(n, None, dtype=object), dtype=object, copy=False),
+            "geometry_wkt": pd.Series(geometry[order], dtype=object, copy=False),
         },
         columns=list(COLUMNS),
     )
-    return frame.sort_values(["side", "x_mm", "observation_id"], kind="stable", ignore_index=True)
+    return frame
+
+
+def _code(labels: list[str], label: str) -> int:
+    if label not in labels:
+        labels.append(label)
+    return labels.index(label)

@@ -179,7 +179,14 @@ def load_genealogy(piece_id: str, *, session: Session, descendants: bool = True)
     keys = {key} | ancestor_keys(key, session=session)
     if descendants:
         keys |= descendant_keys(key, session=session)
-    key_list = sorted(keys)
+    return genealogy_of_keys(keys, session=session)[0]
+
+
+def genealogy_of_keys(keys: Iterable[int], *, session: Session) -> tuple[Genealogy, dict[int, str]]:
+    """The genealogy of the stored pieces ``keys`` (closed under ancestors) and the piece id of
+    each key."""
+    key_list = sorted(set(keys))
+    names = dict(session.execute(select(m.Piece.id, m.Piece.piece_id).where(m.Piece.id.in_(key_list))).all())
     producing = select(m.Piece.produced_by_id).where(m.Piece.id.in_(key_list))
     marking = select(m.ReferenceMark.operation_id).where(m.ReferenceMark.piece_id.in_(key_list))
     rows = session.execute(
@@ -191,7 +198,7 @@ def load_genealogy(piece_id: str, *, session: Session, descendants: bool = True)
     made = {out for op in ops for out in op.outputs}
     consumed = {inp for op in ops if op.kind != "mark" for inp in op.inputs}
     known = _stored_pieces(None, consumed - made, session) if consumed - made else None
-    return Genealogy.from_operations(ops, known_pieces=known)
+    return Genealogy.from_operations(ops, known_pieces=known), names
 
 
 # --- import --------------------------------------------------------------------------------

@@ -226,10 +226,33 @@ def upgrade() -> None:
         op.f("ix_observations_ingestion_run_id"), "observations", ["ingestion_run_id"], unique=False
     )
     op.create_index(
-        op.f("ix_observations_piece_id_side_x_mm"),
+        "ix_observations_coil_map",
         "observations",
-        ["piece_id", "side", "x_mm"],
+        [
+            "piece_id",
+            "side",
+            "x_mm",
+            "y_mm",
+            "x0_mm",
+            "y0_mm",
+            "x1_mm",
+            "y1_mm",
+            "station_id",
+            "plant_class",
+            "station_label",
+            "station_confidence",
+            "anomaly_score",
+            "id",
+        ],
         unique=False,
+    )
+    op.create_index(
+        "ix_observations_polygons",
+        "observations",
+        ["piece_id"],
+        unique=False,
+        sqlite_where=sa.text("geometry_wkt IS NOT NULL"),
+        postgresql_where=sa.text("geometry_wkt IS NOT NULL"),
     )
     op.create_index(
         op.f("ix_observations_plant_class_observed_at"),
@@ -298,7 +321,8 @@ def downgrade() -> None:
     op.drop_table("quarantine")
     op.drop_index(op.f("ix_observations_station_id_observed_at"), table_name="observations")
     op.drop_index(op.f("ix_observations_plant_class_observed_at"), table_name="observations")
-    op.drop_index(op.f("ix_observations_piece_id_side_x_mm"), table_name="observations")
+    op.drop_index("ix_observations_polygons", table_name="observations")
+    op.drop_index("ix_observations_coil_map", table_name="observations")
     op.drop_index(op.f("ix_observations_ingestion_run_id"), table_name="observations")
 
     op.drop_table("observations")
