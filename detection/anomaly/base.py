@@ -1,0 +1,141 @@
+"""The scikit-learn contract shared by every anomaly scorer.
+
+Images are 2-D float arrays in [0, 1] of any size (``detection.images.load_gray``). A scorer
+resizes each image to its square working size ``input_size`` (magnetic-tile crops vary from
+about 100 to 630 pixels a side, so a fixed working size keeps batches and memory banks
+uniform), computes a map there and resizes the map back to the image's own size.
+
+Sign convention: higher = more anomalous, everywhere. ``score_samples`` is the raw image score,
+``decision_function`` is ``score - threshold_`` (positive = defect), ``predict`` is 1 for a
+defect and 0 for a normal image. (scikit-learn's outlier detectors use the opposite sign; a
+plant operator reads "higher is worse" more easily.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from torch.nn import functional as F
+
+from coilmap.errors import InputError
+
+Images = Sequence[np.ndarray]
+
+
+def check_images(X: Images | np.ndarray, *, what: str = "images") -> list[np.ndarray]:
+    """``X`` as a list of float32 (H, W) arrays in [0, 1]; an :class:`InputError` otherwise."""
+    if isinstance(X, np.ndarray) and X.ndim == 2:
+        raise InputError(f"{what}: expected a sequence of 2-D images, got one 2-D array")
+    images = [np.asarray(x, dtype=np.float32) for x in X]
+    if not images:
+        raise InputError(f"{what}: no images")
+    for i, im in enumerate(images):
+        if im.ndim != 2 or min(im.shape) < 2:
+            raise InputError(f"{what}[{i}]: expected a 2-D grayscale image, got shape {im.shape}")
+        if not np.isfinite(im).all():
+            raise InputError(f"{what}[{i}]: image holds NaN or infinite values")
+    return images
+
+
+def resize_batch(images: list[np.ndarray], size: int) -> torch.Tensor:
+    """(N, 1, size, size) tensor; antialiased so that downscaling does not alias fine texture."""
+    out = torch.empty(len(images), 1, size, size)
+    for i, im in enumerate(images):
+        t = torch.from_numpy(np.ascontiguousarray(im))[None, None]
+        if t.shape[-2:] != (size, size):
+            t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[i] = t[0]
+    return out
+
+
+def resize_map(score_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A working-size map resized (bilinear) to an image's own ``shape``."""
+    if score_map.shape == shape:
+        return score_map.astype(np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(score_map, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=shape, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+class AnomalyScorer(BaseEstimator):
+    """Base of every scorer: subclasses implement ``fit`` and ``_score_batch``.
+
+    ``_score_batch(batch)`` takes an (N, 1, S, S) tensor at the working size and returns
+    ``(maps (N, S, S) numpy, image_scores (N,) numpy)``.
+    """
+
+    kind: ClassVar[str] = ""
+    input_size: int
+    batch_size: int = 32
+
+    # -- to implement -------------------------------------------------------------------------
+    def _score_batch(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _get_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "threshold_"):
+            raise InputError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    def _score_all(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        maps: list[np.ndarray] = []
+        scores: list[np.ndarray] = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                chunk = images[start : start + self.batch_size]
+                m, s = self._score_batch(resize_batch(chunk, self.input_size))
+                maps.extend(m)
+                scores.append(s)
+        return maps, np.concatenate(scores).astype(np.float64)
+
+    def score_maps_and_samples(self, X: Images) -> tuple[list[np.ndarray], np.ndarray]:
+        """``(maps, image_scores)`` in one pass: maps each of its image's own shape."""
+        self._check_fitted()
+        images = check_images(X)
+        maps, scores = self._score_all(images)
+        return [resize_map(m, im.shape) for m, im in zip(maps, images, strict=True)], scores
+
+    def score_maps(self, X: Images) -> list[np.ndarray]:
+        """One anomaly map per image, each of its image's own shape."""
+        return self.score_maps_and_samples(X)[0]
+
+    def score_map(self, image01: np.ndarray) -> np.ndarray:
+        """The (H, W) anomaly map of one image (same shape as the image)."""
+        return self.score_maps([image01])[0]
+
+    def score_samples(self, X: Images) -> np.ndarray:
+        """Raw image scores (higher = more anomalous)."""
+        self._check_fitted()
+        _, scores = self._score_all(check_images(X))
+        return scores
+
+    def decision_function(self, X: Images) -> np.ndarray:
+        """``score_samples(X) - threshold_``: positive means defect."""
+        return self.score_samples(X) - self.threshold_
+
+    def predict(self, X: Images) -> np.ndarray:
+        """1 for a defect image, 0 for a normal one."""
+        return (self.decision_function(X) >= 0).astype(np.int64)
+
+    def _calibrate(
+        self,
+        X_val: list[np.ndarray],
+        *,
+        image_quantile: float,
+        pixel_quantile: float,
+    ) -> None:
+        """Thresholds from defect-free validation images: quantiles of image and pixel scores."""
+        maps, scores = self._score_all(X_val)
+        self.threshold_ = float(np.quantile(scores, image_quantile))
+        pixels = np.concatenate([np.ravel(m) for m in maps])
+        self.pixel_threshold_ = float(np.quantile(pixels, pixel_quantile))
+        self.val_scores_ = scores

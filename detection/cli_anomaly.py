@@ -1,0 +1,248 @@
+"""``coilmap detect train-anomaly | score | evaluate-anomaly``: the anomaly scorers' shell.
+
+``train-anomaly --normal DIR`` splits the folder's images with the project's one partition
+(:func:`coilmap.datasplit.mt_part` keyed by the folder's class name, ``MT_Free`` for
+``magnetic_tile/MT_Free/Imgs``): *train* images fit the model, *val* images pick the checkpoint
+and the thresholds, *test* images are left out for ``evaluate-anomaly``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from coilmap.config import shared_data_dir
+from coilmap.datasplit import mt_part
+from coilmap.errors import InputError
+from detection.images import image_files, load_gray
+
+KINDS = ("draem", "patchcore", "ssim_ae", "ocsvm")
+
+
+def _class_dir(folder: Path) -> str:
+    """``MT_Free`` for ``.../MT_Free/Imgs``, else the folder's own name."""
+    return folder.parent.name if folder.name == "Imgs" else folder.name
+
+
+def _split_normal(folder: Path) -> tuple[list[Path], list[Path], str]:
+    files = [p for p in image_files(folder) if not _is_mask(p)]
+    class_dir = _class_dir(folder)
+    train = [p for p in files if mt_part(class_dir, p.stem) == "train"]
+    val = [p for p in files if mt_part(class_dir, p.stem) == "val"]
+    if len(train) < 2 or not val:
+        raise InputError(
+            f"{len(files)} normal image(s) give {len(train)} train and {len(val)} val images; "
+            "training needs at least 2 train and 1 val image (about 5 images in all)",
+            source=str(folder),
+        )
+    return train, val, class_dir
+
+
+def _is_mask(path: Path) -> bool:
+    # magnetic-tile folders hold each image's mask beside it (id.jpg + id.png)
+    return path.suffix.lower() == ".png" and path.with_suffix(".jpg").exists()
+
+
+def _files_digest(files: list[Path]) -> str:
+    h = hashlib.sha1()
+    for p in files:
+        h.update(p.name.encode())
+        h.update(str(p.stat().st_size).encode())
+    return h.hexdigest()[:16]
+
+
+def _log(entry: dict[str, float]) -> None:
+    click.echo(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}),
+               err=True)
+
+
+@click.command("train-anomaly")
+@click.option("--normal", "normal_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder of defect-free images (split train/val by coilmap.datasplit).")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
+              help="Model file to write (.pt); a .json manifest is written beside it.")
+@click.option("--kind", type=click.Choice(KINDS), default="draem", show_default=True)
+@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None,
+              help="patchcore/ocsvm: a trained DRAEM model whose encoder gives the features "
+                   "(default: train one first with the same budget).")
+@click.option("--sources", "sources_dir", type=click.Path(path_type=Path), default=None,
+              help="draem: texture images for synthetic anomalies (default: NEU train images).")
+@click.option("--steps", type=int, default=None, help="Training steps (draem/ssim_ae).")
+@click.option("--max-minutes", type=float, default=12.0, show_default=True,
+              help="Wall-clock budget of gradient training.")
+@click.option("--input-size", type=int, default=None, help="Working size in pixels.")
+@click.option("--width", type=int, default=None, help="Network base width (draem/ssim_ae).")
+@click.option("--coreset-size", type=int, default=None, help="patchcore: memory-bank size.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+def train_anomaly(normal_dir: Path, out_path: Path, kind: str, features_path: Path | None,
+                  sources_dir: Path | None, steps: int | None, max_minutes: float,
+                  input_size: int | None, width: int | None, coreset_size: int | None,
+                  seed: int, threads: int) -> None:
+    """Train an anomaly scorer on defect-free images and save it with its manifest."""
+    import torch
+
+    from detection.anomaly.artefact import load, save
+    from detection.anomaly.draem.scorer import DraemScorer
+
+    torch.set_num_threads(threads)
+    train_files, val_files, class_dir = _split_normal(normal_dir)
+    train = [load_gray(p) for p in train_files]
+    val = [load_gray(p) for p in val_files]
+    start = time.monotonic()
+    common: dict[str, Any] = {"seed": seed}
+    if input_size is not None:
+        common["input_size"] = input_size
+    budget = max_minutes * 60
+
+    def draem(**extra: Any) -> DraemScorer:
+        params = dict(common, max_seconds=budget, **extra)
+        if steps is not None:
+            params["steps"] = steps
+        if width is not None:
+            params["base_width"] = width
+        if sources_dir is not None:
+            sources = [load_gray(p) for p in image_files(sources_dir)]
+        else:
+            from detection.anomaly.mt_data import neu_train_sources
+
+            sources = neu_train_sources(shared_data_dir())
+        return DraemScorer(**params).fit(train, X_val=val, sources=sources, log=_log)
+
+    if kind == "draem":
+        scorer: Any = draem()
+    elif kind == "ssim_ae":
+        from detection.anomaly.ssim_ae.scorer import SsimAeScorer
+
+        params = dict(common, max_seconds=budget)
+        if steps is not None:
+            params["steps"] = steps
+        if width is not None:
+            params["width"] = width
+        scorer = SsimAeScorer(**params).fit(train, X_val=val, log=_log)
+    else:
+        if features_path is not None:
+            base = load(features_path)
+            extractor = getattr(base, "model_", None)
+            if not hasattr(extractor, "features"):
+                raise InputError(f"a {base.kind} model gives no features; use a draem model",
+                                 source=str(features_path))
+            common.setdefault("input_size", base.input_size)
+        else:
+            extractor = draem().model_
+        if kind == "patchcore":
+            from detection.anomaly.patchcore.scorer import PatchCoreScorer
+
+            extra = {"coreset_size": coreset_size} if coreset_size is not None else {}
+            scorer = PatchCoreScorer(feature_extractor=extractor, **common, **extra).fit(train, X_val=val)
+        else:
+            from detection.anomaly.ocsvm.scorer import OcsvmScorer
+
+            scorer = OcsvmScorer(feature_extractor=extractor, **common).fit(train, X_val=val)
+    seconds = time.monotonic() - start
+    training_data = {
+        "folder": str(normal_dir),
+        "class_dir": class_dir,
+        "split": "coilmap.datasplit.mt_part(class_dir, stem): train fits, val thresholds",
+        "n_train": len(train_files),
+        "n_val": len(val_files),
+        "files_sha1": _files_digest(train_files + val_files),
+    }
+    manifest = {
+        "command": "coilmap detect " + " ".join(sys.argv[sys.argv.index("train-anomaly"):])
+        if "train-anomaly" in sys.argv else "train_anomaly()",
+        "training_seconds": round(seconds, 1),
+        "history": getattr(scorer, "history_", None),
+        "metrics": {},
+    }
+    manifest_path = save(scorer, out_path, training_data=training_data, manifest=manifest)
+    click.echo(f"{scorer.kind} model -> {out_path} (manifest {manifest_path}); "
+               f"trained in {seconds:.0f} s; image threshold {scorer.threshold_:.4g}")
+
+
+@click.command("score")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
+              help="Model file (default: the project's default model).")
+@click.option("--heatmaps", "heatmap_dir", type=click.Path(path_type=Path), default=None,
+              help="Write <stem>_heatmap.png overlays into this folder.")
+@click.option("--class-probability", type=float, default=1.0, show_default=True,
+              help="Defect-class probability multiplied into the heatmap.")
+@click.option("--threads", type=int, default=2, show_default=True)
+def score(images: tuple[Path, ...], model_path: Path | None, heatmap_dir: Path | None,
+          class_probability: float, threads: int) -> None:
+    """Score images: prints CSV ``path,score,is_defect``."""
+    import torch
+    from PIL import Image
+
+    from detection.anomaly import load_scorer
+    from detection.anomaly.heatmap import anomalous_feature_map, overlay_rgb
+
+    torch.set_num_threads(threads)
+    scorer = load_scorer(model_path)
+    loaded = [load_gray(p) for p in images]  # every file checked before any output
+    maps, scores = scorer.score_maps_and_samples(loaded)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["path", "score", "is_defect"])
+    for path, s in zip(images, scores, strict=True):
+        writer.writerow([str(path), f"{s:.6g}", int(s >= scorer.threshold_)])
+    if heatmap_dir is not None:
+        heatmap_dir.mkdir(parents=True, exist_ok=True)
+        for path, image, m in zip(images, loaded, maps, strict=True):
+            heat = anomalous_feature_map(m, class_probability)
+            rgb = overlay_rgb(image, heat, vmax=2 * scorer.pixel_threshold_,
+                              vmin=0.5 * scorer.pixel_threshold_)
+            Image.fromarray(rgb, mode="RGB").save(heatmap_dir / f"{path.stem}_heatmap.png")
+
+
+@click.command("evaluate-anomaly")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
+              help="Model file (default: the project's default model).")
+@click.option("--data", "mt_root", type=click.Path(path_type=Path), default=None,
+              help="The magnetic_tile folder (default: $COILMAP_SHARED_DATA/magnetic_tile).")
+@click.option("--write-manifest", is_flag=True,
+              help="Store the metrics (and this command) in the model's JSON manifest.")
+@click.option("--limit-per-class", type=int, default=None, help="Only the first N test images per class.")
+@click.option("--threads", type=int, default=2, show_default=True)
+def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manifest: bool,
+                     limit_per_class: int | None, threads: int) -> None:
+    """Image and pixel AUROC on the magnetic-tile test part; prints JSON."""
+    import torch
+
+    from detection.anomaly import DEFAULT_MODEL, load_scorer
+    from detection.anomaly.evaluate import evaluate_mt
+
+    torch.set_num_threads(threads)
+    path = DEFAULT_MODEL if model_path is None else model_path
+    scorer = load_scorer(path)
+    root = mt_root if mt_root is not None else shared_data_dir() / "magnetic_tile"
+    metrics = evaluate_mt(scorer, root, limit_per_class=limit_per_class)
+    click.echo(json.dumps(metrics, indent=2))
+    if write_manifest:
+        manifest_path = Path(path).with_suffix(".json")
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        manifest["metrics"] = {
+            "command": "coilmap detect " + " ".join(sys.argv[sys.argv.index("evaluate-anomaly"):])
+            if "evaluate-anomaly" in sys.argv else "evaluate_anomaly()",
+            "data": str(root),
+            "split": "test part of MT_Free vs the test part of every defect class",
+            **metrics,
+        }
+        manifest_path.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+COMMANDS = [train_anomaly, score, evaluate_anomaly]
