@@ -41,6 +41,9 @@ class CoilView:
     # Roll-mark series (fusion): side, class, x_mm (members), y_mm, period_mm (in ``frame``).
     roll_marks: list[dict] = field(default_factory=list)
     ancestors: list[str] = field(default_factory=list)
+    # How much longer 1 mm of each source piece (ancestor or the piece) is on this piece:
+    # position errors of upstream stations grow by the same factor.
+    length_scale: dict[str, float] = field(default_factory=dict)
 
 
 def _describe(op_kind: str, params: dict) -> str:
@@ -161,17 +164,41 @@ def filter_observations(
     return obs[keep]
 
 
-def seen_together(obs: pd.DataFrame, observation_id: int, along_mm: float, across_mm: float) -> pd.DataFrame:
+def length_scales(g: Genealogy, piece_id: str) -> dict[str, float]:
+    """Per piece of the lineage: the length on ``piece_id`` of 1 mm of that piece (elongation
+    between them), measured over the middle of the source piece."""
+    out = {}
+    for src in [piece_id, *g.ancestors(piece_id)]:
+        mid = g.piece(src).length_mm / 2.0
+        res = g.map_points(
+            src, piece_id, np.array([mid - 500.0, mid + 500.0]), np.zeros(2), np.ones(2, dtype=bool)
+        )
+        out[src] = float(abs(res.x_mm[1] - res.x_mm[0]) / 1000.0) or 1.0
+    return out
+
+
+def seen_together(
+    obs: pd.DataFrame,
+    observation_id: int,
+    along_mm: float,
+    across_mm: float,
+    length_scale: dict[str, float] | None = None,
+) -> pd.DataFrame:
     """Observations of every station at the selected one's spot: same surface, within
     ``along_mm`` / ``across_mm`` of its mapped centre (itself included), with ``dx_mm`` and
-    ``dy_mm``, nearest first. Without fused evidence this is how the page finds what each
-    station saw of one physical defect."""
+    ``dy_mm``, nearest first. ``along_mm`` is a station's position error in its own piece's
+    frame, so it grows with the elongation since (``length_scale`` per source piece). Without
+    fused evidence this is how the page finds what each station saw of one physical defect."""
     me = obs[obs["observation_id"] == observation_id]
     if me.empty:
         return obs.iloc[0:0].assign(dx_mm=[], dy_mm=[])
     r = me.iloc[0]
+    scale = obs["source_piece"].map(length_scale or {}).fillna(1.0).astype(float)
+    own = float((length_scale or {}).get(r["source_piece"], 1.0))
     dx = obs["x_mm"] - r["x_mm"]
     dy = obs["y_mm"] - r["y_mm"]
-    near = (obs["side"] == r["side"]) & (dx.abs() <= along_mm) & (dy.abs() <= across_mm)
+    near = (
+        (obs["side"] == r["side"]) & (dx.abs() <= along_mm * np.maximum(scale, own)) & (dy.abs() <= across_mm)
+    )
     out = obs[near].assign(dx_mm=dx[near], dy_mm=dy[near])
     return out.assign(_d=np.hypot(out["dx_mm"], out["dy_mm"])).sort_values("_d").drop(columns="_d")

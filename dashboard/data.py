@@ -219,6 +219,7 @@ def coil_view(url: str, piece_id: str, margin_fraction: float = 0.05) -> cv.Coil
         removed_regions=cv.removed_regions(g, piece_id, margin),
         roll_marks=rolls,
         ancestors=g.ancestors(piece_id),
+        length_scale=cv.length_scales(g, piece_id),
     )
 
 
@@ -563,7 +564,7 @@ def inspected_km_per_week(url: str, f: HistoryFilter) -> pd.DataFrame:
 def week_start(times: pd.Series) -> pd.Series:
     """Monday 00:00 UTC of each time's ISO week (naive UTC timestamps)."""
     t = pd.to_datetime(times, utc=True).dt.tz_localize(None)
-    return (t - pd.to_timedelta(t.dt.weekday, unit="D")).dt.normalize()
+    return (t - pd.to_timedelta(t.dt.day_of_week, unit="D")).dt.normalize()
 
 
 # --- ingestion -------------------------------------------------------------------------------

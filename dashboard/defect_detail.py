@@ -30,7 +30,9 @@ def show(url: str, view: CoilView, observation_id: int) -> None:
     decision = data.fusion_decision(url, observation_id)
     _decision(url, r, decision)
     c1, c2, c3 = st.columns(3)
-    along = c1.number_input("Match along (± mm)", 10.0, 5000.0, 150.0, 10.0, key="match_along")
+    along = c1.number_input(
+        "Match along (± mm in each station's frame)", 10.0, 5000.0, 150.0, 10.0, key="match_along"
+    )
     across = c2.number_input("Match across (± mm)", 5.0, 1000.0, 40.0, 5.0, key="match_across")
     overlay = c3.toggle(
         "Anomaly heatmap overlay",
@@ -38,7 +40,7 @@ def show(url: str, view: CoilView, observation_id: int) -> None:
         key="heatmap_overlay",
         disabled=not data.features(url).heatmap_ref,
     )
-    together = seen_together(obs, observation_id, along, across)
+    together = seen_together(obs, observation_id, along, across, view.length_scale)
     evidence_ids = [
         int(e["observation_id"]) for e in (decision or {}).get("evidence", []) if e.get("observation_id")
     ]
@@ -103,7 +105,7 @@ def _images(url: str, rows: pd.DataFrame, overlay: bool) -> None:
                 try:
                     img = Image.open(resolve_image(root, rec.image_ref))
                     heat_ref = getattr(rec, "heatmap_ref", None)
-                    if overlay and heat_ref:
+                    if overlay and isinstance(heat_ref, str) and heat_ref:
                         img = overlay_heatmap(img, Image.open(resolve_image(root, heat_ref)))
                     st.image(img, caption=caption, width="stretch")
                 except (ImagePathError, OSError) as exc:

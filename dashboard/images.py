@@ -18,7 +18,7 @@ class ImagePathError(CoilmapError):
     """An image reference that does not name a file under the image root."""
 
 
-def resolve_image(root: Path, ref: str | None) -> Path:
+def resolve_image(root: Path, ref: object) -> Path:
     """The file ``ref`` names under ``root``; :class:`ImagePathError` when it is missing or
     would lead outside ``root``.
 
@@ -27,7 +27,7 @@ def resolve_image(root: Path, ref: str | None) -> Path:
     ...
     dashboard.images.ImagePathError: image reference '../etc/passwd' leads outside the image root
     """
-    if not ref:
+    if not isinstance(ref, str) or not ref:
         raise ImagePathError("the observation has no image")
     rel = PurePosixPath(ref.replace("\\", "/"))
     if rel.is_absolute() or ".." in rel.parts or (rel.parts and ":" in rel.parts[0]):

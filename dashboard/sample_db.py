@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import insert, select
+from sqlalchemy import MetaData, Table, bindparam, insert, select, update
 
 from coilmap import models as m
 from coilmap.db import make_engine, transaction
@@ -46,6 +46,8 @@ STATIONS = (
     ("INSP-T", "INSP", "top", "cold", "final"),
     ("INSP-B", "INSP", "bottom", "cold", "final"),
 )
+# Stations that export images (the detection pipeline scores them and writes heatmaps).
+IMAGE_STATIONS = {code for code, _, _, vendor, _ in STATIONS if vendor == "cold"}
 START = datetime(2026, 10, 5, 6, 0, tzinfo=UTC)
 IMAGE_PX = 64
 
@@ -205,6 +207,7 @@ def build(
                 import_events(ops, session=session, source=f"sample-G{g}.jsonl")
                 rows = _observations(ops, at, g, rng, image_root, defects_per_hot_coil, pseudo_per_station)
                 info.n_observations += create_observations(rows, session=session)
+                _add_heatmaps(session, rows, image_root)
             info.hot_coils += [f"G{g}-H1", f"G{g}-H2"]
             info.final_coils += [f"G{g}-C{k}" for k in (1, 2, 3)]
         with transaction(engine) as session:
@@ -380,6 +383,26 @@ def _row(
         "observed_at": when + timedelta(seconds=float(rng.uniform(0, 3600))),
         "source_key": key,
     }
+
+
+def _add_heatmaps(session, rows: list[dict], image_root: Path) -> None:  # type: ignore[no-untyped-def]
+    """Anomaly heatmaps for the stations that export images (we detect there): a bright blob
+    where the image's blemish is. Only where the schema has ``observations.heatmap_ref``."""
+    obs = Table("observations", MetaData(), autoload_with=session.connection())
+    if "heatmap_ref" not in obs.c:
+        return
+    params = []
+    for r in rows:
+        if r["station"] in IMAGE_STATIONS and r["image_ref"]:
+            ref = r["image_ref"].replace(".png", "_heat.png")
+            yy, xx = np.mgrid[0:IMAGE_PX, 0:IMAGE_PX]
+            heat = 255 * np.exp(-((xx - 32) ** 2 + (yy - 32) ** 2) / 200.0)
+            Image.fromarray(heat.astype(np.uint8), mode="L").save(image_root / ref)
+            params.append({"k": r["source_key"], "h": ref})
+    if params:
+        session.execute(
+            update(obs).where(obs.c.source_key == bindparam("k")).values(heatmap_ref=bindparam("h")), params
+        )
 
 
 def _shared_defect(session) -> tuple[str, list[int]] | None:  # type: ignore[no-untyped-def]
