@@ -159,7 +159,10 @@ def _fetch(stmt: Select, dtype: np.dtype, session: Session) -> np.ndarray:  # ty
     args: Sequence[object] | dict[str, object] = (
         [params[name] for name in compiled.positiontup or ()] if compiled.positional else params
     )
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver = connection.connection.driver_connection
+    # psycopg: binary rows skip formatting and parsing every float as text.
+    binary = {"binary": True} if connection.dialect.name == "postgresql" else {}
+    cursor = driver.cursor(**binary)  # type: ignore[union-attr]
     try:
         cursor.execute(str(compiled), args)
         rows = cursor.fetchall()
@@ -204,15 +207,19 @@ def _map_into(
     status_code = np.zeros(n, dtype=np.int64)
     removed_at_code = np.zeros(n, dtype=np.int64)
 
-    # Contiguous columns: arithmetic on a structured array's strided fields is slower.
+    # Grouped by source piece (the index already returns them so; one gather otherwise), then
+    # contiguous columns: each piece is a slice, and arithmetic on views is cheap.
+    if n and np.any(np.diff(raw["piece_id"]) < 0):
+        grouping = np.argsort(raw["piece_id"], kind="stable")
+        raw, polygon_wkt = raw[grouping], polygon_wkt[grouping]
     col = {name: np.ascontiguousarray(raw[name]) for name in raw.dtype.names}
     src_top = col["side"] == "top"
     piece_key = col["piece_id"]
     with_polygon = np.flatnonzero(polygon_wkt != None)  # noqa: E711 (element-wise)
-    order = np.argsort(piece_key, kind="stable")
-    bounds = np.flatnonzero(np.diff(piece_key[order])) + 1
-    for rows in np.split(order, bounds) if n else []:
-        src = names[int(piece_key[rows[0]])]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(piece_key)) + 1)) if n else np.array([], int)
+    for lo, hi in zip(starts, [*starts[1:], n], strict=True):
+        rows = slice(lo, hi)
+        src = names[int(piece_key[lo])]
         top = src_top[rows]
         boxes = g.map_boxes(
             src, dst, col["x0_mm"][rows], col["y0_mm"][rows], col["x1_mm"][rows], col["y1_mm"][rows], top
@@ -228,13 +235,20 @@ def _map_into(
         piece_of_gate = np.array([0] + [_code(removed_at_labels, gt.at_piece) for gt in boxes.gates])
         status_code[rows] = status_of_gate[boxes.removed_gate + 1]
         removed_at_code[rows] = piece_of_gate[boxes.removed_gate + 1]
-        poly_rows = with_polygon[piece_key[with_polygon] == piece_key[rows[0]]]
+        poly_rows = with_polygon[(with_polygon >= lo) & (with_polygon < hi)]
         if poly_rows.size:
             mapped, _ = g.map_geometries(src, dst, shapely.from_wkt(polygon_wkt[poly_rows]))
             geometry[poly_rows] = shapely.to_wkt(mapped, rounding_precision=3)
 
     # Sorted along the piece, top surface first.
-    order = np.lexsort((col["id"], x_mm, ~is_top))
+    # Two stable argsorts of halves cost a third of one three-key lexsort.
+    top_rows, bottom_rows = np.flatnonzero(is_top), np.flatnonzero(~is_top)
+    order = np.concatenate(
+        (
+            top_rows[np.argsort(x_mm[top_rows], kind="stable")],
+            bottom_rows[np.argsort(x_mm[bottom_rows], kind="stable")],
+        )
+    )
     station_ids = col["station_id"][order]
     sides = pd.CategoricalDtype(list(m.SIDES))
     frame = pd.DataFrame(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import shapely
 from click.testing import CliRunner
 from sqlalchemy import Engine
 
@@ -116,3 +117,30 @@ def test_cli_coil_map_csv_and_text(plant: Engine, db_url: str, tmp_path: Path) -
     assert "T1/hole1" not in text  # the hole at 5,000 mm on T1 went to F1
     assert "observations: 6 (4 on the piece, 2 removed)" in text
     assert "removed:crop of H1: 1" in text and "removed:cut of T1: 1" in text
+
+
+def test_polygon_and_image_of_an_ancestor_observation(plant: Engine) -> None:
+    polygon = "POLYGON ((1900 -20, 2100 -20, 2100 20, 1900 20, 1900 -20))"
+    with transaction(plant) as session:
+        create_observations(
+            [
+                observation(
+                    "HSM-T", "H1", "h-poly", 2000.0, 0.0, "top",
+                    x0_mm=1900.0, x1_mm=2100.0, y0_mm=-20.0, y1_mm=20.0,
+                    geometry_wkt=polygon, image_ref="HSM-T/000042.png",
+                )
+            ],
+            session=session,
+        )  # fmt: skip
+    with session_factory(plant)() as session:
+        plain = coil_map("F2", session=session)
+        full = coil_map("F2", session=session, with_images=True)
+    row = plain[plain.geometry_wkt.notna()]
+    assert len(row) == 1
+    # H1 x 1900 -> 2 * (8500 - 900) - 8000 = 7200 and 2100 -> 6800: the flip reverses x.
+    assert shapely.bounds(shapely.from_wkt(row.geometry_wkt.iloc[0])).tolist() == pytest.approx(
+        [6800.0, -20.0, 7200.0, 20.0]
+    )
+    assert plain.image_ref.isna().all()
+    assert full.set_index("observation_id").image_ref[row.observation_id.iloc[0]] == "HSM-T/000042.png"
+    assert full.image_ref.notna().sum() == 1
