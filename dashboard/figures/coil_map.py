@@ -247,7 +247,7 @@ def _legend_for_stations(fig: go.Figure, symbols: dict[str, str]) -> None:
                 mode="markers",
                 name=f"station {station}",
                 marker={"symbol": symbol, "color": "#555", "size": 9},
-                legendgroup="stations",
+                legendgroup=f"station:{station}",
                 hoverinfo="skip",
             ),
             row=1,

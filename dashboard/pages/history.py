@@ -89,6 +89,18 @@ st.download_button(
     key="h_csv",
     icon=":material/download:",
 )
-st.dataframe(frame.drop(columns=["week", "along_pct"]).head(5000), hide_index=True, key="h_table")
+st.dataframe(
+    frame.drop(columns=["week", "along_pct"]).head(5000),
+    hide_index=True,
+    key="h_table",
+    column_config={
+        "observed_at": st.column_config.DatetimeColumn("observed at (UTC)", format="YYYY-MM-DD HH:mm"),
+        "x_mm": st.column_config.NumberColumn("x mm", format="%.0f"),
+        "y_mm": st.column_config.NumberColumn("y mm", format="%.0f"),
+        "along": st.column_config.NumberColumn("along", format="%.3f"),
+        "station_confidence": st.column_config.NumberColumn("confidence", format="%.2f"),
+        "anomaly_score": st.column_config.NumberColumn("anomaly", format="%.2f"),
+    },
+)
 if len(frame) > 5000:
     st.caption(f"The table shows the first 5,000 of {len(frame):,}; the CSV holds them all.")

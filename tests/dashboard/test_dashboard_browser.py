@@ -1,0 +1,154 @@
+"""The dashboard as a person uses it: a real Streamlit server on the sample database, driven
+in Debian's Chromium by Playwright (never a downloaded browser). One browser session serves
+both scenarios; screenshots go to ``test-artifacts/`` at the repository root.
+
+Skipped when ``/usr/bin/chromium`` is missing, except under ``CI=true`` where it must exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dashboard_helpers import REPO_ROOT, Sample
+
+from dashboard.cli import server_command, server_env
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    # WebGL (the coil map's scatter) on the CPU: headless Chromium without a GPU.
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+TIMEOUT_MS = 30_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(sample: Sample) -> Iterator[str]:
+    port = _free_port()
+    env = server_env(sample.url, sample.image_root)
+    env["COILMAP_AUDIT_REPORT"] = str(sample.image_root / "none.json")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "dashboard-server.log").open("w")
+    proc = subprocess.Popen(server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the dashboard server did not start (see {ARTIFACTS / 'dashboard-server.log'})")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server: str):  # type: ignore[no-untyped-def]
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is required under CI=true (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1600, "height": 2000}, accept_downloads=True)
+            pg = context.new_page()
+            pg.set_default_timeout(TIMEOUT_MS)
+            yield pg
+            context.close()
+        finally:
+            browser.close()
+
+
+def choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
+    """Pick ``option`` in the select box whose label starts with ``label``, as a user does:
+    open it, type, take the first match."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.locator("input").click()
+    page.keyboard.type(option)
+    page.get_by_role("option").filter(has_text=option).first.click()
+
+
+def wait_idle(page) -> None:  # type: ignore[no-untyped-def]
+    """Until Streamlit has finished the rerun the last action started."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=TIMEOUT_MS)
+
+
+def test_coil_map_choose_coil_select_defect_see_images(page, server: str, sample: Sample) -> None:  # type: ignore[no-untyped-def]
+    final, ids = sample.info.shared_defect
+    page.goto(server)
+    page.get_by_role("heading", name="Coil map").wait_for()
+    choose(page, "Coil (", final)
+    wait_idle(page)
+    page.locator('[data-testid="stMetricValue"]').filter(has_text=final).wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    choose(page, "Defect", f"#{ids[-1]} ")
+    wait_idle(page)
+    page.get_by_role("heading", name=f"Defect #{ids[-1]}").wait_for()
+    images = page.locator('[data-testid="stImage"] img')
+    images.first.wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length >= 3"
+    )
+    captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+    stations = {c.split(" · ")[0] for c in captions}
+    assert any(s.startswith("HSM") for s in stations), captions
+    assert any(s.startswith("INSP") for s in stations), captions
+    page.screenshot(path=str(ARTIFACTS / "coil-map.png"), full_page=True)
+
+
+def test_history_filter_and_csv_download(page, server: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{server}/history")
+    page.get_by_role("heading", name="Defect history").wait_for()
+    classes = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Class").first
+    classes.locator("input").click()
+    page.keyboard.type("inclusion")
+    page.get_by_role("option").filter(has_text="inclusion").first.click()
+    page.keyboard.press("Escape")
+    wait_idle(page)
+    button = page.get_by_role("button", name="Download CSV")
+    button.wait_for()
+    with page.expect_download() as info:
+        button.click()
+    path = tmp_path / "history.csv"
+    info.value.save_as(path)
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    assert rows and {r["class"] for r in rows} == {"inclusion"}
+    assert {"observation_id", "station", "grade", "x_mm", "y_mm"} <= set(rows[0])
+    page.screenshot(path=str(ARTIFACTS / "defect-history.png"), full_page=True)
