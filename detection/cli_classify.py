@@ -1,0 +1,329 @@
+"""``coilmap detect`` commands of the supervised detectors (classifier and segmenter).
+
+- ``train-classifier --data DIR --out MODEL``: a folder per class, or the NEU layout;
+- ``classify [--model MODEL] IMAGE...``: CSV ``path,label,confidence`` on stdout;
+- ``train-segmenter --data DIR --out MODEL``: the magnetic tile layout (images + masks);
+- ``segment [--model MODEL] IMAGE... [--masks-dir DIR]``: CSV, and mask PNGs if asked;
+- ``evaluate [--model MODEL] [--data DIR] [--part test]``: the figures of either kind.
+
+Without ``--model`` the project's default models in ``detection/default_models/`` are used.
+Every bad input is an :class:`~coilmap.errors.InputError`, printed by the console script.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from coilmap.config import shared_data_dir
+from coilmap.errors import InputError
+
+_CLASSIFIER_FIGURES = ("n", "accuracy", "errors")
+
+
+def _command_line() -> str:
+    return shlex.join(["coilmap", *sys.argv[1:]])
+
+
+def _expand(paths: tuple[str, ...]) -> list[Path]:
+    """Image files named on the command line; a folder stands for the images in it."""
+    from detection.images import image_files
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += image_files(p) if p.is_dir() else [p]
+    if not out:
+        raise InputError("no images given")
+    return out
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+@click.command("train-classifier")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(),
+    help="DIR/<class>/*.png|jpg or the NEU layout (DIR/IMAGES, DIR/ANNOTATIONS).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(),
+    help="Model file to write (a .json manifest is written beside it).",
+)
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--input-px", default=128, show_default=True, type=click.IntRange(16, 1024))
+@click.option("--blocks-per-stage", default=1, show_default=True, type=click.IntRange(1, 4))
+@click.option(
+    "--paste-fraction",
+    default=0.15,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of training samples made by guided crop-and-paste (needs boxes).",
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
+def train_classifier(
+    data_dir: str,
+    out_path: str,
+    epochs: int,
+    input_px: int,
+    blocks_per_stage: int,
+    paste_fraction: float,
+    seed: int,
+    threads: int,
+) -> None:
+    """Train a defect classifier from scratch; report its figures on the held-out test part."""
+    from detection.classifier.estimator import DefectClassifier, count_parameters
+    from detection.classifier.metrics import format_confusion
+    from detection.classifier.training import evaluate_items, train_on_set
+    from detection.datasets import discover
+
+    data = discover(data_dir)
+    clf = DefectClassifier(
+        input_px=input_px,
+        blocks_per_stage=blocks_per_stage,
+        epochs=epochs,
+        paste_fraction=paste_fraction,
+        seed=seed,
+        threads=threads,
+    )
+    clf, summary = train_on_set(data, clf, log=lambda s: click.echo(s, err=True))
+    test = data.part("test")
+    metrics: dict[str, Any] = {"val": summary["val"]}
+    if test:
+        metrics["test"] = evaluate_items(clf, test)
+    manifest = {
+        "command": _command_line(),
+        "data": data.describe(),
+        "splits": "coilmap.datasplit (NEU: neu_part; render part never read) / stable hash "
+        "70/15/15 for a folder per class; train = fit, val = model selection, test = figures",
+        "metrics": metrics,
+        "train_seconds": summary["train_seconds"],
+        "threads": threads,
+        "parameters": count_parameters(clf.net_),
+        "history": clf.history_,
+    }
+    mpath = clf.save(out_path, manifest)
+    click.echo(f"wrote {out_path} and {mpath} (trained in {summary['train_seconds']} s)")
+    for part, m in metrics.items():
+        click.echo(f"{part}: accuracy {m['accuracy']:.4f} ({m['errors']} errors of {m['n']})")
+    if "test" in metrics:
+        click.echo(format_confusion(metrics["test"]["confusion"], metrics["test"]["classes"]))
+
+
+@click.command("classify")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(),
+    default=None,
+    help="A classifier model file; default: detection/default_models/neu_classifier.pt.",
+)
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+def classify(model_path: str | None, images: tuple[str, ...]) -> None:
+    """Print CSV path,label,confidence for each IMAGE (a folder stands for its images)."""
+    from detection.classifier import load_classifier
+    from detection.images import load_gray
+
+    clf = load_classifier(model_path)
+    files = _expand(images)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["path", "label", "confidence"])
+    for s in range(0, len(files), 64):
+        chunk = files[s : s + 64]
+        proba = clf.predict_proba([load_gray(p) for p in chunk])
+        for p, row in zip(chunk, proba, strict=True):
+            writer.writerow([str(p), clf.classes_[int(row.argmax())], f"{float(row.max()):.4f}"])
+
+
+@click.command("train-segmenter")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(),
+    help="The magnetic tile layout: DIR/MT_<Class>/Imgs/<id>.jpg with <id>.png masks.",
+)
+@click.option("--out", "out_path", required=True, type=click.Path())
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--input-px", default=192, show_default=True, type=click.IntRange(16, 1024))
+@click.option("--width", default=24, show_default=True, type=click.IntRange(4, 256))
+@click.option(
+    "--synthetic",
+    default=100,
+    show_default=True,
+    type=click.IntRange(0, 100000),
+    help="Guided crop-and-paste images added per epoch.",
+)
+@click.option("--free-per-epoch", default=120, show_default=True, type=click.IntRange(0, 100000))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
+def train_segmenter(
+    data_dir: str,
+    out_path: str,
+    epochs: int,
+    input_px: int,
+    width: int,
+    synthetic: int,
+    free_per_epoch: int,
+    seed: int,
+    threads: int,
+) -> None:
+    """Train a context aggregation network; report its figures on the test part."""
+    from detection.datasets import discover
+    from detection.segmentation.estimator import DefectSegmenter
+    from detection.segmentation.training import evaluate_items, train_on_set
+
+    data = discover(data_dir)
+    seg = DefectSegmenter(
+        input_px=input_px,
+        width=width,
+        epochs=epochs,
+        free_per_epoch=free_per_epoch,
+        seed=seed,
+        threads=threads,
+    )
+    seg, summary = train_on_set(data, seg, n_synthetic=synthetic, log=lambda s: click.echo(s, err=True))
+    test = data.part("test")
+    metrics = {"test": evaluate_items(seg, test)} if test else {}
+    manifest = {
+        "command": _command_line(),
+        "data": data.describe(),
+        "splits": "coilmap.datasplit.mt_part: train = fit, val = model selection and guided "
+        "crop-and-paste class choice, test = figures",
+        "metrics": metrics,
+        "train_seconds": summary["train_seconds"],
+        "threads": threads,
+        "history": seg.history_,
+    }
+    mpath = seg.save(out_path, manifest)
+    click.echo(f"wrote {out_path} and {mpath} (trained in {summary['train_seconds']} s)")
+    if metrics:
+        _print_segmenter_figures(metrics["test"])
+
+
+@click.command("segment")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(),
+    default=None,
+    help="A segmenter model file; default: detection/default_models/mt_segmenter.pt.",
+)
+@click.option(
+    "--masks-dir",
+    type=click.Path(),
+    default=None,
+    help="Write each image's defect mask here as <stem>_mask.png.",
+)
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ...]) -> None:
+    """Print CSV path,label,confidence per IMAGE (label Free below the threshold)."""
+    from detection.images import load_gray, save_gray
+    from detection.segmentation import load_segmenter
+
+    seg = load_segmenter(model_path)
+    files = _expand(images)
+    out = Path(masks_dir) if masks_dir else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["path", "label", "confidence"])
+    for p in files:
+        im = load_gray(p)
+        proba = seg.predict_proba([im])[0]
+        label = seg.classes_[int(proba.argmax())] if proba.max() >= seg.threshold else "Free"
+        conf = float(proba.max()) if label != "Free" else 1.0 - float(proba.max())
+        writer.writerow([str(p), label, f"{conf:.4f}"])
+        if out is not None:
+            mask = seg.predict_masks([im])[0].max(0) >= seg.threshold
+            save_gray(out / f"{p.stem}_mask.png", mask.astype(float))
+
+
+@click.command("evaluate")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(),
+    default=None,
+    help="A classifier or segmenter file; default: the default NEU classifier.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(),
+    default=None,
+    help="Labelled images; default: the shared NEU data (classifier) or magnetic tile data (segmenter).",
+)
+@click.option(
+    "--part",
+    type=click.Choice(["test", "val", "train", "all"]),
+    default="test",
+    show_default=True,
+    help="Which part to measure on ('all' for a folder you did not train on).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def evaluate(model_path: str | None, data_dir: str | None, part: str, as_json: bool) -> None:
+    """Print a model's figures on a labelled data folder (accuracy, confusion, AP, IoU)."""
+    from detection.classifier import DEFAULT_MODEL
+    from detection.classifier.artefact import model_kind
+    from detection.datasets import discover
+
+    path = Path(model_path) if model_path else DEFAULT_MODEL
+    kind = model_kind(path)
+    default_data = "neu_det" if kind == "classifier" else "magnetic_tile"
+    data = discover(data_dir or shared_data_dir() / default_data)
+    items = data.part(part)
+    if not items:
+        raise InputError(f"the {part} part holds no images", source=str(data.root))
+    if kind == "classifier":
+        from detection.classifier.estimator import DefectClassifier
+        from detection.classifier.metrics import format_confusion
+        from detection.classifier.training import evaluate_items
+
+        m = evaluate_items(DefectClassifier.load(path), items)
+        if as_json:
+            _echo_json(m)
+            return
+        click.echo(f"model {path}\ndata {data.root} ({data.layout}), part {part}")
+        click.echo(f"accuracy {m['accuracy']:.4f} ({m['errors']} errors of {m['n']})")
+        click.echo(format_confusion(m["confusion"], m["classes"]))
+        for e in m["misclassified"]:
+            click.echo(f"  {e['image']}: {e['true']} -> {e['pred']}")
+    else:
+        from detection.segmentation.estimator import DefectSegmenter
+        from detection.segmentation.training import evaluate_items as evaluate_segmenter
+
+        m = evaluate_segmenter(DefectSegmenter.load(path), items)
+        if as_json:
+            _echo_json(m)
+            return
+        click.echo(f"model {path}\ndata {data.root} ({data.layout}), part {part}")
+        _print_segmenter_figures(m)
+
+
+def _print_segmenter_figures(m: dict[str, Any]) -> None:
+    from detection.classifier.metrics import format_confusion
+
+    click.echo(f"images {m['n']}: accuracy {m['accuracy']:.4f} ({m['errors']} errors)")
+    click.echo(f"mAP (all classes) {100 * m['mAP']:.2f}")
+    click.echo("AP  " + "  ".join(f"{c} {100 * v:.1f}" for c, v in m["AP"].items() if v is not None))
+    click.echo(f"mIoU (all classes, background included) {100 * m['mIoU_all']:.2f}")
+    click.echo(f"mIoU (defect classes) {100 * m['mIoU_defect']:.2f}")
+    click.echo("IoU " + "  ".join(f"{c} {100 * v:.1f}" for c, v in m["IoU"].items() if v is not None))
+    click.echo(format_confusion(m["confusion"], m["classes"]))
+
+
+COMMANDS = [train_classifier, classify, evaluate, train_segmenter, segment]

@@ -1,0 +1,370 @@
+"""The defect segmenter: a scikit-learn-style estimator around the context aggregation network.
+
+Training follows the context-aggregation paper (section III-B/C):
+
+- the loss is blended from classification to segmentation over the epochs,
+  ``L = (1 - lam) * L_class + lam * L_seg`` with ``lam = (epoch - 1) / (epochs - 1)``: first
+  the network learns *whether* an image holds a defect class (read from the mask maxima),
+  then *where*;
+- both terms are binary cross-entropies with positive class weights (``pos_weight``), derived
+  from the training data's imbalance (images for the class term, pixels for the mask term);
+- guided crop-and-paste: every epoch adds ``n_synthetic`` images made by pasting real defect
+  blobs (cut out by their masks) into defect-free training images, the classes drawn with
+  probabilities that follow each class's validation loss.
+
+Images are grayscale float (H, W) in [0, 1] of any size; masks are int (H, W) with 0 for
+background and ``k + 1`` for defect class ``k``. Predictions come back at each image's own size.
+
+>>> rng = np.random.default_rng(0)
+>>> imgs = [rng.random((40, 36)).astype(np.float32) for _ in range(6)]
+>>> masks = [np.zeros((40, 36), np.int16) for _ in range(6)]
+>>> for m in masks[:3]: m[10:20, 8:16] = 1
+>>> seg = DefectSegmenter(input_px=32, width=8, dilations=(1, 2), epochs=1, batch_size=3)
+>>> seg = seg.fit(imgs, masks, classes=["dent"], n_synthetic=0)
+>>> seg.predict_masks(imgs[:2])[0].shape, seg.predict_proba(imgs[:2]).shape
+((1, 40, 36), (2, 1))
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from coilmap.errors import InputError
+from detection.augment import (
+    Cutout,
+    brightness_contrast,
+    class_probabilities,
+    cut_mask_blobs,
+    paste,
+)
+from detection.classifier.artefact import load_model, save_model
+from detection.segmentation.torch_model import ContextAggregationNetwork
+
+
+def _resize(a: np.ndarray, size_px: int, mode: str = "bilinear") -> torch.Tensor:
+    t = torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32))
+    if t.ndim != 2 or min(t.shape) < 2:
+        raise InputError(f"expected a 2-D grayscale image of at least 2x2 px, got {tuple(t.shape)}")
+    kw = {"antialias": True, "align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(t[None, None], size=(size_px, size_px), mode=mode, **kw)[0, 0]
+
+
+class DefectSegmenter:
+    """Per-class defect masks and image-level class scores (the masks' maxima).
+
+    Learned state: ``classes_`` (defect classes; background is implicit), ``net_``, ``mean_``,
+    ``std_``, ``pos_weight_class_``, ``pos_weight_seg_``, ``history_``, ``best_epoch_``.
+    """
+
+    def __init__(
+        self,
+        input_px: int = 192,
+        width: int = 24,
+        dilations: tuple[int, ...] = (1, 2, 4, 8, 16),
+        pool: int = 4,
+        epochs: int = 30,
+        batch_size: int = 16,
+        lr: float = 2e-3,
+        free_per_epoch: int = 120,
+        max_pos_weight_class: float = 8.0,
+        max_pos_weight_seg: float = 20.0,
+        threshold: float = 0.5,
+        seed: int = 0,
+        threads: int = 1,
+    ) -> None:
+        self.input_px = input_px
+        self.width = width
+        self.dilations = dilations
+        self.pool = pool
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.free_per_epoch = free_per_epoch
+        self.max_pos_weight_class = max_pos_weight_class
+        self.max_pos_weight_seg = max_pos_weight_seg
+        self.threshold = threshold
+        self.seed = seed
+        self.threads = threads
+
+    # ----------------------------------------------------------------------------- training
+    def fit(
+        self,
+        images: Sequence[np.ndarray],
+        masks: Sequence[np.ndarray],
+        *,
+        classes: Sequence[str],
+        val_images: Sequence[np.ndarray] | None = None,
+        val_masks: Sequence[np.ndarray] | None = None,
+        n_synthetic: int = 100,
+        log: Callable[[str], None] | None = None,
+    ) -> DefectSegmenter:
+        """Train on images with int masks (0 background, k+1 class k); select on val."""
+        if self.input_px % self.pool:
+            raise InputError(f"input_px {self.input_px} must be a multiple of pool {self.pool}")
+        torch.set_num_threads(self.threads)
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        n = len(classes)
+        self.classes_ = list(classes)
+        if len(images) != len(masks) or not images:
+            raise InputError(f"{len(images)} images but {len(masks)} masks")
+        x_all = torch.stack([_resize(im, self.input_px) for im in images])
+        self.mean_, self.std_ = float(x_all.mean()), float(max(float(x_all.std()), 1e-3))
+        y_all = torch.stack([self._target(m) for m in masks])  # (N, n, h, w) soft, low-res
+        img_pos = torch.stack([torch.as_tensor(self._labels(m)) for m in masks]).float()
+
+        # Positive weights from the imbalance (square root, capped): images and pixels.
+        pos = img_pos.sum(0).clamp_min(1.0)
+        self.pos_weight_class_ = (
+            ((len(images) - pos) / pos).sqrt().clamp(1.0, self.max_pos_weight_class).tolist()
+        )
+        pix_pos = y_all.sum(dim=(0, 2, 3)).clamp_min(1.0)
+        pix_all = float(y_all.shape[0] * y_all.shape[2] * y_all.shape[3])
+        self.pos_weight_seg_ = (
+            ((pix_all - pix_pos) / pix_pos).sqrt().clamp(1.0, self.max_pos_weight_seg).tolist()
+        )
+        pw_c = torch.tensor(self.pos_weight_class_)
+        pw_s = torch.tensor(self.pos_weight_seg_)[None, :, None, None]
+
+        free = [i for i, m in enumerate(masks) if not np.any(m)]
+        defect = [i for i, m in enumerate(masks) if np.any(m)]
+        cutouts: dict[int, list[Cutout]] = {}
+        for i in defect:
+            for k in np.unique(masks[i]):
+                if k > 0:
+                    cutouts.setdefault(int(k) - 1, []).extend(
+                        cut_mask_blobs(images[i], masks[i] == k, int(k) - 1)
+                    )
+        synth_p = class_probabilities(np.ones(n))
+        has_val = val_images is not None and val_masks is not None and len(val_images) > 0
+        if has_val:
+            xv = torch.stack([_resize(im, self.input_px) for im in val_images])  # type: ignore[union-attr]
+            yv = torch.stack([self._target(m) for m in val_masks])  # type: ignore[union-attr]
+            lv = torch.stack([torch.as_tensor(self._labels(m)) for m in val_masks]).float()  # type: ignore[union-attr]
+
+        net = ContextAggregationNetwork(n, self.width, tuple(self.dilations), self.pool)
+        self.net_ = net
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
+        self.history_: list[dict[str, Any]] = []
+        best, best_state = None, copy.deepcopy(net.state_dict())
+        self.best_epoch_ = self.epochs
+        for epoch in range(1, self.epochs + 1):
+            t0 = time.perf_counter()
+            lam = (epoch - 1) / max(self.epochs - 1, 1)
+            # This epoch's set: every defect image, a sample of free ones, synthetic pastes.
+            pick_free = rng.permutation(free)[: self.free_per_epoch].tolist() if free else []
+            xs = [x_all[i] for i in defect + pick_free]
+            ys = [y_all[i] for i in defect + pick_free]
+            ls = [img_pos[i] for i in defect + pick_free]
+            if cutouts and free and n_synthetic > 0:
+                for _ in range(n_synthetic):
+                    have = np.array([c in cutouts for c in range(n)], dtype=float) * synth_p
+                    k = int(rng.choice(n, p=have / have.sum()))
+                    src = cutouts[k]
+                    pick = [src[int(j)] for j in rng.integers(0, len(src), size=rng.integers(1, 4))]
+                    bg = images[free[int(rng.integers(len(free)))]]
+                    im, lab = paste(bg, pick, rng)
+                    xs.append(_resize(brightness_contrast(im, rng, 0.05, 0.1), self.input_px))
+                    ys.append(self._target(lab))
+                    ls.append(torch.as_tensor(self._labels(lab)).float())
+            order = rng.permutation(len(xs))
+            net.train()
+            total = 0.0
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s : s + self.batch_size]
+                if len(idx) < 2:
+                    continue
+                xb = torch.stack([xs[i] for i in idx])[:, None]
+                yb = torch.stack([ys[i] for i in idx])
+                lb = torch.stack([ls[i] for i in idx])
+                xb, yb = _flip(xb, yb, rng)
+                xb = (xb - self.mean_) / self.std_
+                loss = self._loss(net, xb, yb, lb, lam, pw_c, pw_s)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+            sched.step()
+            row: dict[str, Any] = {"epoch": epoch, "lam": lam, "train_loss": total / len(order)}
+            if has_val:
+                net.eval()
+                with torch.no_grad():
+                    lo = torch.cat(
+                        [
+                            net.low_res_logits((xv[s : s + 32, None] - self.mean_) / self.std_)
+                            for s in range(0, len(xv), 32)
+                        ]
+                    )
+                per_class = _per_class_loss(lo, yv, lv, lam, pw_c, pw_s)
+                prob = torch.sigmoid(lo.amax(dim=(2, 3)))
+                pred = torch.where(prob.amax(1) >= self.threshold, prob.argmax(1) + 1, 0)
+                true = torch.where(lv.amax(1) > 0, lv.argmax(1) + 1, 0)
+                acc = float((pred == true).float().mean())
+                iou = _soft_iou(torch.sigmoid(lo), yv, self.threshold)
+                row.update(val_acc=acc, val_iou=iou, val_loss_per_class=per_class)
+                synth_p = class_probabilities(per_class)  # guided: hardest classes get most pastes
+                key = (acc + iou, epoch)
+                if best is None or key[0] >= best:
+                    best, self.best_epoch_ = key[0], epoch
+                    best_state = copy.deepcopy(net.state_dict())
+            row["seconds"] = time.perf_counter() - t0
+            self.history_.append(row)
+            if log is not None:
+                log(_format_row(row))
+        if has_val:
+            net.load_state_dict(best_state)
+        net.eval()
+        return self
+
+    def _target(self, mask: np.ndarray) -> torch.Tensor:
+        """Per-class soft mask at the network's low resolution (the fraction of defect pixels)."""
+        m = torch.as_tensor(np.asarray(mask, dtype=np.int64))
+        onehot = torch.stack([(m == k + 1).float() for k in range(len(self.classes_))])
+        full = F.interpolate(onehot[None], size=(self.input_px, self.input_px), mode="area")
+        return F.avg_pool2d(full, self.pool)[0]
+
+    def _labels(self, mask: np.ndarray) -> np.ndarray:
+        present = set(np.unique(mask).tolist())
+        return np.array([float(k + 1 in present) for k in range(len(self.classes_))], np.float32)
+
+    @staticmethod
+    def _loss(net, xb, yb, lb, lam, pw_c, pw_s) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        lo = net.low_res_logits(xb)
+        l_class = F.binary_cross_entropy_with_logits(lo.amax(dim=(2, 3)), lb, pos_weight=pw_c)
+        l_seg = F.binary_cross_entropy_with_logits(lo, yb, pos_weight=pw_s)
+        return (1.0 - lam) * l_class + lam * l_seg
+
+    # ----------------------------------------------------------------------------- inference
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise InputError("the segmenter is not trained (call fit or load a model file)")
+
+    @torch.no_grad()
+    def _low_res(self, images01: Sequence[np.ndarray]) -> torch.Tensor:
+        self._check_fitted()
+        self.net_.eval()
+        x = torch.stack([_resize(im, self.input_px) for im in images01])[:, None]
+        x = (x - self.mean_) / self.std_
+        return torch.cat([self.net_.low_res_logits(x[s : s + 32]) for s in range(0, len(x), 32)])
+
+    def predict_proba(self, images01: Sequence[np.ndarray]) -> np.ndarray:
+        """Image-level probability of each defect class (N, n_classes): the mask maxima."""
+        if len(images01) == 0:
+            return np.zeros((0, len(self.classes_)), np.float32)
+        return torch.sigmoid(self._low_res(images01).amax(dim=(2, 3))).numpy()
+
+    def predict(self, images01: Sequence[np.ndarray], free_label: str = "Free") -> np.ndarray:
+        """The class of each image: the most probable defect class, or ``free_label`` below
+        ``threshold``."""
+        p = self.predict_proba(images01)
+        names = np.array(self.classes_, dtype=object)
+        return np.where(p.max(1) >= self.threshold, names[p.argmax(1)], free_label)
+
+    def predict_masks(self, images01: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per-class defect probability maps, each (n_classes, H, W) at its image's size."""
+        out = []
+        for im in images01:
+            lo = self._low_res([im])
+            out.append(
+                torch.sigmoid(
+                    F.interpolate(lo, size=np.shape(im), mode="bilinear", align_corners=False)
+                )[0].numpy()
+            )
+        return out
+
+    # ----------------------------------------------------------------------------- files
+    def config(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {
+            "architecture": "ContextAggregationNetwork",
+            "params": {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in vars(self).items()
+                if not k.endswith("_")
+            },
+            "classes": list(self.classes_),
+            "input_px": self.input_px,
+            "normalisation": {"mean": self.mean_, "std": self.std_},
+            "pos_weight_class": self.pos_weight_class_,
+            "pos_weight_seg": self.pos_weight_seg_,
+            "best_epoch": self.best_epoch_,
+        }
+
+    def save(self, path: str | Path, manifest: dict[str, Any]) -> Path:
+        return save_model(
+            path,
+            kind="segmenter",
+            config=self.config(),
+            state_dict=self.net_.state_dict(),
+            manifest=manifest,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> DefectSegmenter:
+        config, state = load_model(path, kind="segmenter")
+        params = dict(config["params"])
+        params["dilations"] = tuple(params["dilations"])
+        seg = cls(**params)
+        seg.classes_ = list(config["classes"])
+        seg.mean_ = float(config["normalisation"]["mean"])
+        seg.std_ = float(config["normalisation"]["std"])
+        seg.pos_weight_class_ = list(config["pos_weight_class"])
+        seg.pos_weight_seg_ = list(config["pos_weight_seg"])
+        seg.best_epoch_ = config.get("best_epoch")
+        seg.history_ = []
+        net = ContextAggregationNetwork(len(seg.classes_), seg.width, seg.dilations, seg.pool)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise InputError(
+                "the model file's weights do not fit its architecture", source=str(path)
+            ) from exc
+        seg.net_ = net.eval()
+        return seg
+
+
+def _flip(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same random horizontal/vertical flip of a whole batch of images and targets."""
+    if rng.random() < 0.5:
+        x, y = x.flip(3), y.flip(3)
+    if rng.random() < 0.5:
+        x, y = x.flip(2), y.flip(2)
+    return x, y
+
+
+def _per_class_loss(lo, yv, lv, lam, pw_c, pw_s) -> list[float]:  # type: ignore[no-untyped-def]
+    """Each class's blended loss over the validation images of that class (0 if none)."""
+    lc = F.binary_cross_entropy_with_logits(lo.amax(dim=(2, 3)), lv, pos_weight=pw_c, reduction="none")
+    ls = F.binary_cross_entropy_with_logits(lo, yv, pos_weight=pw_s, reduction="none").mean(dim=(2, 3))
+    both = (1.0 - lam) * lc + lam * ls
+    out = []
+    for k in range(lo.shape[1]):
+        sel = lv[:, k] > 0
+        out.append(float(both[sel, k].mean()) if bool(sel.any()) else 0.0)
+    return out
+
+
+def _soft_iou(prob: torch.Tensor, target: torch.Tensor, threshold: float) -> float:
+    """Mean over classes of the dataset-level IoU at low resolution (for model selection)."""
+    p = prob >= threshold
+    t = target >= 0.5
+    inter = (p & t).sum(dim=(0, 2, 3)).float()
+    union = (p | t).sum(dim=(0, 2, 3)).float()
+    present = union > 0
+    return float((inter[present] / union[present]).mean()) if bool(present.any()) else 0.0
+
+
+def _format_row(row: dict[str, Any]) -> str:
+    s = f"epoch {row['epoch']:3d}  lam {row['lam']:.2f}  train_loss {row['train_loss']:.4f}"
+    if "val_acc" in row:
+        s += f"  val_acc {row['val_acc']:.4f}  val_iou {row['val_iou']:.4f}"
+    return s + f"  {row['seconds']:.1f}s"

@@ -1,0 +1,73 @@
+"""The shell around :class:`DefectSegmenter`: magnetic-tile-layout data in, figures out.
+
+Training on the ``train`` part, selection on ``val``, figures on ``test``
+(:func:`coilmap.datasplit.mt_part`). The defect-free class (``Free``) has no mask channel.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from coilmap.errors import InputError
+from detection.datasets import MT_FREE, LabelledImage, LabelledSet, load_images, load_mask
+from detection.segmentation.estimator import DefectSegmenter
+from detection.segmentation.metrics import IoUAccumulator, image_level_metrics
+
+
+def defect_classes(data: LabelledSet) -> list[str]:
+    """The mask channels: every class but the defect-free one."""
+    return [c for c in data.classes if c != MT_FREE]
+
+
+def load_with_masks(
+    items: list[LabelledImage], classes: list[str]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Images and int masks (0 background, k + 1 for class k = the image's class)."""
+    images = load_images(items)
+    masks = []
+    for it, im in zip(items, images, strict=True):
+        m = load_mask(it, im.shape).astype(np.int16)
+        masks.append(m * (classes.index(it.label) + 1) if it.label in classes else m * 0)
+    return images, masks
+
+
+def train_on_set(
+    data: LabelledSet,
+    seg: DefectSegmenter,
+    *,
+    n_synthetic: int = 100,
+    log: Callable[[str], None] | None = None,
+) -> tuple[DefectSegmenter, dict[str, Any]]:
+    """Fit ``seg`` on the train part of a magnetic-tile-layout set, selecting on val."""
+    if data.layout != "mt":
+        raise InputError(
+            "the segmenter trains on images with masks (MT_<Class>/Imgs/<id>.jpg + .png)",
+            source=str(data.root),
+        )
+    classes = defect_classes(data)
+    t0 = time.perf_counter()
+    xi, mi = load_with_masks(data.part("train"), classes)
+    xv, mv = load_with_masks(data.part("val"), classes)
+    seg.fit(xi, mi, classes=classes, val_images=xv, val_masks=mv, n_synthetic=n_synthetic, log=log)
+    return seg, {"train_seconds": round(time.perf_counter() - t0, 1), "best_epoch": seg.best_epoch_}
+
+
+def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str, Any]:
+    """Image-level AP/mAP/accuracy and pixel IoU of ``seg`` on ``items`` (with masks)."""
+    unknown = sorted({it.label for it in items} - set(seg.classes_) - {MT_FREE})
+    if unknown:
+        raise InputError(f"classes {unknown} are not among the model's classes {seg.classes_}")
+    images, masks = load_with_masks(items, seg.classes_)
+    all_classes = [MT_FREE, *seg.classes_]
+    y = np.array([all_classes.index(it.label) for it in items])
+    scores = seg.predict_proba(images)
+    out = image_level_metrics(y, scores, all_classes, seg.threshold)
+    acc = IoUAccumulator(len(seg.classes_))
+    for prob, m in zip(seg.predict_masks(images), masks, strict=True):
+        acc.add(prob, m, seg.threshold)
+    out.update(acc.result(["background", *seg.classes_]))
+    return out
