@@ -107,8 +107,9 @@ class PlantConfig:
         found = [st for st in self.stations if st.line == line]
         if not found:
             known = sorted({st.line for st in self.stations})
-            raise InputError(f"no station on line {line!r} in the configuration (lines: {known})",
-                             source=self.source)
+            raise InputError(
+                f"no station on line {line!r} in the configuration (lines: {known})", source=self.source
+            )
         return found
 
     def events_files(self) -> list[Path]:
@@ -123,8 +124,10 @@ class PlantConfig:
         if env:
             return Path(env)
         if self.image_root is None:
-            raise InputError("no image store: set image_root in the configuration or COILMAP_IMAGE_ROOT",
-                             source=self.source)
+            raise InputError(
+                "no image store: set image_root in the configuration or COILMAP_IMAGE_ROOT",
+                source=self.source,
+            )
         return self.image_root
 
 
@@ -178,15 +181,29 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, source: str = "<config>
             raise InputError("every plant class must be a string", source=where, field="label_map")
         if export != "frames" and not label_map:
             raise InputError("a vendor table station needs a label map", source=where, field="label_map")
-        stations.append(StationConfig(
-            code=code, line=_get(s, "line", str, where), side=side, export=export,
-            folder=_path(base_dir, _get(s, "folder", str, where)),  # type: ignore[arg-type]
-            vendor=_get(s, "vendor", str, where, None), interval_s=interval, y_axis_toward=y_axis,
-            inspects=_get(s, "inspects", str, where, "exit"), label_map=dict(label_map),
-        ))
-    lines = {line.code: line for line in (
-        LineConfig(_get(x, "code", str, f"{source} lines"), _get(x, "unwind", str, f"{source} lines", None))
-        for x in _get(raw, "lines", list, source, []))}
+        stations.append(
+            StationConfig(
+                code=code,
+                line=_get(s, "line", str, where),
+                side=side,
+                export=export,
+                folder=_path(base_dir, _get(s, "folder", str, where)),  # type: ignore[arg-type]
+                vendor=_get(s, "vendor", str, where, None),
+                interval_s=interval,
+                y_axis_toward=y_axis,
+                inspects=_get(s, "inspects", str, where, "exit"),
+                label_map=dict(label_map),
+            )
+        )
+    lines = {
+        line.code: line
+        for line in (
+            LineConfig(
+                _get(x, "code", str, f"{source} lines"), _get(x, "unwind", str, f"{source} lines", None)
+            )
+            for x in _get(raw, "lines", list, source, [])
+        )
+    }
     for st in stations:
         lines.setdefault(st.line, LineConfig(st.line))
     det = _get(raw, "detector", dict, source, {})
@@ -242,24 +259,40 @@ def _toml_value(v: Any) -> str:
 def dumps_config(cfg: PlantConfig) -> dict[str, Any]:
     """The configuration as the plain dict :func:`parse_config` reads (absolute paths)."""
     raw: dict[str, Any] = {
-        "events": list(cfg.events), "events_interval_s": cfg.events_interval_s,
-        "pending_grace_s": cfg.pending_grace_s, "settle_s": cfg.settle_s,
-        "sidecar_wait_s": cfg.sidecar_wait_s, "batch_files": cfg.batch_files,
-        "max_attempts": cfg.max_attempts, "position_tolerance_mm": cfg.position_tolerance_mm,
+        "events": list(cfg.events),
+        "events_interval_s": cfg.events_interval_s,
+        "pending_grace_s": cfg.pending_grace_s,
+        "settle_s": cfg.settle_s,
+        "sidecar_wait_s": cfg.sidecar_wait_s,
+        "batch_files": cfg.batch_files,
+        "max_attempts": cfg.max_attempts,
+        "position_tolerance_mm": cfg.position_tolerance_mm,
     }
     if cfg.database_url:
         raw["database_url"] = cfg.database_url
     if cfg.image_root is not None:
         raw["image_root"] = str(cfg.image_root)
-    det = {k: str(v) for k, v in (("anomaly_model", cfg.anomaly_model),
-                                  ("classifier_model", cfg.classifier_model)) if v is not None}
+    det = {
+        k: str(v)
+        for k, v in (("anomaly_model", cfg.anomaly_model), ("classifier_model", cfg.classifier_model))
+        if v is not None
+    }
     if det:
         raw["detector"] = det
     raw["lines"] = [{"code": x.code, **({"unwind": x.unwind} if x.unwind else {})} for x in cfg.lines]
     raw["stations"] = [
-        {"code": s.code, "line": s.line, "side": s.side, "export": s.export, "folder": str(s.folder),
-         **({"vendor": s.vendor} if s.vendor else {}), "interval_s": s.interval_s,
-         "y_axis_toward": s.y_axis_toward, "inspects": s.inspects, "label_map": dict(s.label_map)}
+        {
+            "code": s.code,
+            "line": s.line,
+            "side": s.side,
+            "export": s.export,
+            "folder": str(s.folder),
+            **({"vendor": s.vendor} if s.vendor else {}),
+            "interval_s": s.interval_s,
+            "y_axis_toward": s.y_axis_toward,
+            "inspects": s.inspects,
+            "label_map": dict(s.label_map),
+        }
         for s in cfg.stations
     ]
     return raw
@@ -278,12 +311,19 @@ def to_toml(cfg: PlantConfig) -> str:
         labels = st.pop("label_map")
         out += ["", "[[stations]]"] + [f"{k} = {_toml_value(v)}" for k, v in st.items()]
         if labels:
-            out += ["[stations.label_map]"] + [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in labels.items()]
+            out += ["[stations.label_map]"] + [
+                f"{json.dumps(k)} = {json.dumps(v)}" for k, v in labels.items()
+            ]
     return "\n".join(out) + "\n"
 
 
-def config_from_plant(plant_dir: str | Path, *, image_root: str | Path | None = None,
-                      interval_s: float = 60.0, database_url: str | None = None) -> PlantConfig:
+def config_from_plant(
+    plant_dir: str | Path,
+    *,
+    image_root: str | Path | None = None,
+    interval_s: float = 60.0,
+    database_url: str | None = None,
+) -> PlantConfig:
     """The configuration of a simulated plant folder (``coilmap simulate``): one station per
     ``stations/<ST>/station.json``, vendor labels mapped back to the plant classes (dirt, oil
     and water to ``pseudo``), the plant's ``events.jsonl`` as the tracking events."""
@@ -299,17 +339,30 @@ def config_from_plant(plant_dir: str | Path, *, image_root: str | Path | None = 
         if not sjson.is_file():
             raise InputError("station description missing", source=str(sjson))
         d = json.loads(sjson.read_text(encoding="utf-8"))
-        labels = {v: (PSEUDO_CLASS if k in PSEUDO_VENDOR_CLASSES else k)
-                  for k, v in d.get("vendor_classes", {}).items()}
-        stations.append(StationConfig(
-            code=d["station"], line=d["line"], side=d["side"], export=d["export"],
-            folder=sjson.parent, vendor=d.get("vendor"), interval_s=float(interval_s),
-            y_axis_toward=d.get("y_axis_toward", "os"), inspects=d.get("inspects", "exit"),
-            label_map=labels,
-        ))
+        labels = {
+            v: (PSEUDO_CLASS if k in PSEUDO_VENDOR_CLASSES else k)
+            for k, v in d.get("vendor_classes", {}).items()
+        }
+        stations.append(
+            StationConfig(
+                code=d["station"],
+                line=d["line"],
+                side=d["side"],
+                export=d["export"],
+                folder=sjson.parent,
+                vendor=d.get("vendor"),
+                interval_s=float(interval_s),
+                y_axis_toward=d.get("y_axis_toward", "os"),
+                inspects=d.get("inspects", "exit"),
+                label_map=labels,
+            )
+        )
     lines = tuple(LineConfig(code, unwind.get(code)) for code in plant.get("lines", []))
     return PlantConfig(
-        stations=tuple(stations), lines=lines, database_url=database_url,
+        stations=tuple(stations),
+        lines=lines,
+        database_url=database_url,
         image_root=Path(image_root).resolve() if image_root else plant_dir / "images",
-        events=(str(plant_dir / "events.jsonl"),), source=str(meta_path),
+        events=(str(plant_dir / "events.jsonl"),),
+        source=str(meta_path),
     )
