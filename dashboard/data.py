@@ -491,6 +491,8 @@ def history(url: str, f: HistoryFilter, limit: int = HISTORY_MAX_ROWS) -> pd.Dat
     stmt = stmt.where(*_history_where(f, o, p, s, ln, cls))
     frame = _frame(url, stmt)
     frame["class"] = frame["class"].fillna(UNCLASSIFIED)
+    # SQLite hands back naive UTC, PostgreSQL aware: one kind for every page and the CSV.
+    frame["observed_at"] = pd.to_datetime(frame["observed_at"], utc=True)
     return frame
 
 
