@@ -145,7 +145,7 @@ def summary_text(cmap, frame: pd.DataFrame, *, limit: int = 50) -> str:  # type:
         + (f", grade {piece.grade}" if piece.grade else "")
         + (f", thickness {piece.thickness_mm:.3f} mm" if piece.thickness_mm else "")
         + (f", line {piece.line}" if piece.line else ""),
-        "ancestry: " + (" <- ".join([cmap.piece_id, *g.ancestors(cmap.piece_id)]) or "-"),
+        "ancestors (nearest first): " + (", ".join(g.ancestors(cmap.piece_id)) or "-"),
         "reference marks: " + (", ".join(f"{k.mark_id}@{k.x_mm:.0f}" for k in g.marks(cmap.piece_id)) or "-"),
         "",
     ]

@@ -216,8 +216,9 @@ def _map_into(
     src_top = col["side"] == "top"
     piece_key = col["piece_id"]
     with_polygon = np.flatnonzero(polygon_wkt != None)  # noqa: E711 (element-wise)
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(piece_key)) + 1)) if n else np.array([], int)
-    for lo, hi in zip(starts, [*starts[1:], n], strict=True):
+    cuts = np.flatnonzero(np.diff(piece_key)) + 1
+    starts, ends = ([0, *cuts], [*cuts, n]) if n else ([], [])
+    for lo, hi in zip(starts, ends, strict=True):
         rows = slice(lo, hi)
         src = names[int(piece_key[lo])]
         top = src_top[rows]

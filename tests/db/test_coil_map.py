@@ -113,7 +113,7 @@ def test_cli_coil_map_csv_and_text(plant: Engine, db_url: str, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     text = result.output
     assert "coil map of F2: 9000 mm x 1200 mm, grade S235" in text
-    assert "ancestry: F2 <- T1 <- H1o <- H1c <- H1" in text
+    assert "ancestors (nearest first): T1, H1o, H1c, H1" in text
     assert "T1/hole1" not in text  # the hole at 5,000 mm on T1 went to F1
     assert "observations: 6 (4 on the piece, 2 removed)" in text
     assert "removed:crop of H1: 1" in text and "removed:cut of T1: 1" in text
@@ -144,3 +144,11 @@ def test_polygon_and_image_of_an_ancestor_observation(plant: Engine) -> None:
     assert plain.image_ref.isna().all()
     assert full.set_index("observation_id").image_ref[row.observation_id.iloc[0]] == "HSM-T/000042.png"
     assert full.image_ref.notna().sum() == 1
+
+
+def test_piece_without_observations(engine: Engine) -> None:
+    with transaction(engine) as session:
+        import_events(parse_events(EVENTS, "plant.jsonl"), session=session, source="plant.jsonl")
+    with session_factory(engine)() as session:
+        frame = coil_map("F2", session=session, with_images=True)
+    assert frame.empty and list(frame.columns) == list(COLUMNS)
