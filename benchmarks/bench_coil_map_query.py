@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 import uuid
@@ -105,6 +106,20 @@ def observations(n_total: int, lengths_mm: dict[str, tuple[float, float]], seed:
             }  # fmt: skip
 
 
+def storage_mb(engine: sa.Engine) -> dict[str, float]:
+    """Size of the observations table and of the coil map's covering index (MB)."""
+    names = ("observations", "ix_observations_coil_map")
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            stmt = sa.text("SELECT name, SUM(pgsize) FROM dbstat WHERE name IN :names GROUP BY name")
+            stmt = stmt.bindparams(sa.bindparam("names", expanding=True))
+            sizes = dict(conn.execute(stmt, {"names": list(names)}).all())
+        else:
+            stmt = sa.text("SELECT pg_relation_size(CAST(:name AS regclass))")
+            sizes = {name: conn.execute(stmt, {"name": name}).scalar_one() for name in names}
+    return {f"{name}_mb": round(sizes[name] / 1e6, 1) for name in names}
+
+
 @contextmanager
 def own_database(url: str) -> Iterator[str]:
     """``url`` itself for SQLite (the file is replaced); a fresh schema on PostgreSQL."""
@@ -152,14 +167,18 @@ def run(url: str, *, n_observations: int, repeats: int) -> dict[str, object]:
                     conn.execute(sa.text("VACUUM ANALYZE observations"))
 
             timings: dict[bool, list[float]] = {False: [], True: []}
+            cpu_ms: list[float] = []
             for with_images in (False, True):
                 for _ in range(repeats if not with_images else max(3, repeats // 3)):
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     with session_factory(engine)() as session:
                         frame = coil_map(TARGET, session=session, with_images=with_images)
                     timings[with_images].append((time.perf_counter() - t) * 1000.0)
+                    if not with_images:
+                        cpu_ms.append((time.process_time() - c) * 1000.0)
                     assert len(frame) == n_observations, len(frame)
             status = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
+            sizes = storage_mb(engine)
         finally:
             engine.dispose()
     arr = np.array(timings[False])
@@ -174,9 +193,14 @@ def run(url: str, *, n_observations: int, repeats: int) -> dict[str, object]:
         "p95_ms": round(float(np.percentile(arr, 95)), 1),
         "max_ms": round(float(arr.max()), 1),
         "first_ms": round(float(arr[0]), 1),
+        # CPU time of this process alone (the database server's work on PostgreSQL excluded):
+        # what the query costs the client when it does not wait for a busy machine.
+        "client_cpu_p50_ms": round(float(np.percentile(cpu_ms, 50)), 1),
         "with_images_p50_ms": round(float(np.percentile(images, 50)), 1),
         "with_images_p95_ms": round(float(np.percentile(images, 95)), 1),
         "status": status,
+        **sizes,
+        "load_avg_1min": round(os.getloadavg()[0], 1),
     }
 
 
