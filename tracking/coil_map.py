@@ -59,7 +59,7 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("id", "i8"),
     ("station_id", "i8"),
     ("piece_id", "i8"),
-    ("side", "O"),
+    ("is_top", "?"),  # side = 'top': a small int or bool per row, not a new string
     ("x_mm", "f8"),
     ("y_mm", "f8"),
     ("x0_mm", "f8"),
@@ -113,7 +113,10 @@ def build_coil_map(piece_id: str, *, session: Session, with_images: bool = False
         )
     }
     on_keys = _OBS.c.piece_id.in_(sorted(keys))
-    raw = _fetch(select(*(_OBS.c[name] for name, _ in _FIELDS)).where(on_keys), _DTYPE, session)
+    columns = [
+        (_OBS.c.side == "top").label(name) if name == "is_top" else _OBS.c[name] for name, _ in _FIELDS
+    ]
+    raw = _fetch(select(*columns).where(on_keys), _DTYPE, session)
     polygons = _fetch(
         select(_OBS.c.id, _OBS.c.geometry_wkt).where(on_keys, _OBS.c.geometry_wkt.is_not(None)),
         _ID_TEXT,
@@ -213,7 +216,7 @@ def _map_into(
         grouping = np.argsort(raw["piece_id"], kind="stable")
         raw, polygon_wkt = raw[grouping], polygon_wkt[grouping]
     col = {name: np.ascontiguousarray(raw[name]) for name in raw.dtype.names}
-    src_top = col["side"] == "top"
+    src_top = col["is_top"]
     piece_key = col["piece_id"]
     with_polygon = np.flatnonzero(polygon_wkt != None)  # noqa: E711 (element-wise)
     cuts = np.flatnonzero(np.diff(piece_key)) + 1
