@@ -187,3 +187,27 @@ def test_cli_import_reports_line_and_field(engine: Engine, db_url: str, tmp_path
     assert isinstance(result.exception, InputError)
     assert str(result.exception).startswith(f"{bad}:2: field os_mm:")
     assert _counts(engine)["pieces"] == 6
+
+
+def test_observation_rows_are_checked(engine: Engine, tmp_path: Path) -> None:
+    from tracking.store import create_observations, create_station
+
+    from .plant_fixture import observation
+
+    _import(engine, write_events(tmp_path / "a.jsonl", EVENTS))
+    with transaction(engine) as session:
+        create_station("PL-T", line="PL", side="top", session=session)
+    good = observation("PL-T", "H1c", "k1", 10.0, 0.0, "top")
+    cases = [
+        ({**good, "station": "XX"}, "station"),
+        ({**good, "piece": "NOPE"}, "piece"),
+        ({**good, "side": "left"}, "side"),
+        ({**good, "x0_mm": 20.0, "x1_mm": 10.0}, "x0_mm"),
+    ]
+    for bad, field in cases:
+        with pytest.raises(InputError) as err, transaction(engine) as session:
+            create_observations([good | {"source_key": "k0"}, bad], session=session)
+        assert (err.value.line, err.value.field) == (2, field)
+    assert _counts(engine)["observations"] == 0
+    with transaction(engine) as session:
+        assert create_observations([good], session=session) == 1
