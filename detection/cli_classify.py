@@ -28,7 +28,16 @@ _CLASSIFIER_FIGURES = ("n", "accuracy", "errors")
 
 
 def _command_line() -> str:
-    return shlex.join(["coilmap", *sys.argv[1:]])
+    """The running command with every option spelled out (defaults too), for the manifest."""
+    ctx = click.get_current_context()
+    path = ctx.command_path
+    if not path.startswith("coilmap"):
+        path = f"coilmap detect {ctx.info_name}"
+    args = []
+    for param in ctx.command.params:
+        if isinstance(param, click.Option) and param.name in ctx.params:
+            args += [param.opts[0], str(ctx.params[param.name])]
+    return " ".join([path, shlex.join(args)])
 
 
 def _expand(paths: tuple[str, ...]) -> list[Path]:

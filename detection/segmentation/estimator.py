@@ -275,9 +275,9 @@ class DefectSegmenter:
         for im in images01:
             lo = self._low_res([im])
             out.append(
-                torch.sigmoid(
-                    F.interpolate(lo, size=np.shape(im), mode="bilinear", align_corners=False)
-                )[0].numpy()
+                torch.sigmoid(F.interpolate(lo, size=np.shape(im), mode="bilinear", align_corners=False))[
+                    0
+                ].numpy()
             )
         return out
 

@@ -1,0 +1,149 @@
+"""The context aggregation network: shapes, the loss blend, metrics, model files and CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from coilmap.errors import InputError
+from detection.classifier import DefectClassifier
+from detection.classifier.artefact import manifest_path
+from detection.cli_classify import evaluate, segment, train_segmenter
+from detection.segmentation import DEFAULT_MODEL, DefectSegmenter, load_segmenter
+from detection.segmentation.metrics import IoUAccumulator, image_level_metrics
+from detection.segmentation.torch_model import ContextAggregationNetwork
+
+TINY = {"input_px": 32, "width": 8, "dilations": (1, 2, 4), "batch_size": 4, "free_per_epoch": 8}
+
+
+def _tiles(n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Gray tiles of varied size; every other one has a dark blob (class 0) or a bright bar (1)."""
+    imgs, masks = [], []
+    for i in range(n):
+        h, w = int(rng.integers(30, 50)), int(rng.integers(30, 50))
+        im = np.clip(0.5 + 0.05 * rng.standard_normal((h, w)), 0, 1).astype(np.float32)
+        m = np.zeros((h, w), np.int16)
+        y, x = int(rng.integers(4, h - 12)), int(rng.integers(4, w - 12))
+        if i % 3 == 1:
+            im[y : y + 8, x : x + 8] = 0.1
+            m[y : y + 8, x : x + 8] = 1
+        elif i % 3 == 2:
+            im[y : y + 3, x : x + 10] = 0.95
+            m[y : y + 3, x : x + 10] = 2
+        imgs.append(im)
+        masks.append(m)
+    return imgs, masks
+
+
+def test_the_network_keeps_the_input_size_and_reads_classes_from_mask_maxima() -> None:
+    net = ContextAggregationNetwork(n_classes=3, width=8, dilations=(1, 2, 4, 8), pool=4).eval()
+    x = torch.randn(2, 1, 48, 64)
+    masks = net(x)
+    assert masks.shape == (2, 3, 48, 64)
+    assert net.low_res_logits(x).shape == (2, 3, 12, 16)
+    assert torch.equal(net.image_logits(masks), masks.flatten(2).max(2).values)
+
+
+def test_fit_blends_the_loss_from_classification_to_segmentation_and_weighs_positives() -> None:
+    rng = np.random.default_rng(0)
+    x, m = _tiles(18, rng)
+    xv, mv = _tiles(6, rng)
+    seg = DefectSegmenter(**TINY, epochs=3).fit(
+        x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=6
+    )
+    assert [round(r["lam"], 2) for r in seg.history_] == [0.0, 0.5, 1.0]
+    assert all(w >= 1.0 for w in seg.pos_weight_class_ + seg.pos_weight_seg_)
+    # Rare defect pixels get a larger weight than the (less rare) defect images.
+    assert seg.pos_weight_seg_[0] > seg.pos_weight_class_[0]
+    assert all(len(r["val_loss_per_class"]) == 2 for r in seg.history_)
+    probs = seg.predict_masks(xv)
+    assert [p.shape for p in probs] == [(2, *im.shape) for im in xv]
+    assert all(0.0 <= float(p.min()) and float(p.max()) <= 1.0 for p in probs)
+    assert set(seg.predict(xv)) <= {"Free", "blob", "bar"}
+
+
+def test_iou_and_ap_are_one_for_a_perfect_prediction_and_count_false_positives() -> None:
+    mask = np.zeros((10, 10), np.int16)
+    mask[2:4, 2:4] = 1
+    prob = np.zeros((2, 10, 10))
+    prob[0][mask == 1] = 0.9
+    acc = IoUAccumulator(2)
+    acc.add(prob, mask, 0.5)
+    r = acc.result(["background", "a", "b"])
+    assert r["IoU"]["a"] == 1.0 and r["IoU"]["b"] is None and r["IoU"]["background"] == 1.0
+    prob2 = np.zeros((2, 10, 10))
+    prob2[0, 0:2, 0:2] = 0.9  # a false positive on a defect-free image
+    acc.add(prob2, np.zeros((10, 10), np.int16), 0.5)
+    assert acc.result(["background", "a", "b"])["IoU"]["a"] == pytest.approx(0.5)
+    m = image_level_metrics(
+        np.array([0, 1, 2]), np.array([[0.1, 0.2], [0.9, 0.1], [0.2, 0.7]]), ["f", "a", "b"], 0.5
+    )
+    assert m["mAP"] == 1.0 and m["accuracy"] == 1.0
+
+
+def test_a_saved_segmenter_predicts_as_before_and_kinds_do_not_mix(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x, m = _tiles(9, rng)
+    seg = DefectSegmenter(**TINY, epochs=1).fit(x, m, classes=["blob", "bar"], n_synthetic=0)
+    path = tmp_path / "seg.pt"
+    seg.save(path, {"command": "test", "data": None, "metrics": {}})
+    back = DefectSegmenter.load(path)
+    np.testing.assert_allclose(back.predict_proba(x), seg.predict_proba(x), atol=2e-2)
+    assert back.pos_weight_seg_ == pytest.approx(seg.pos_weight_seg_, rel=1e-6)
+    with pytest.raises(InputError, match="a segmenter model, not a classifier"):
+        DefectClassifier.load(path)
+    with pytest.raises(InputError, match="multiple of pool"):
+        DefectSegmenter(input_px=30, pool=4).fit(x, m, classes=["blob", "bar"])
+
+
+def _write_mt_layout(root: Path) -> Path:
+    rng = np.random.default_rng(2)
+    imgs, masks = _tiles(24, rng)
+    names = {0: "MT_Free", 1: "MT_Blob", 2: "MT_Bar"}
+    for i, (im, mk) in enumerate(zip(imgs, masks, strict=True)):
+        d = root / names[i % 3] / "Imgs"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((im * 255).astype(np.uint8), mode="L").save(d / f"t{i}.jpg", quality=95)
+        Image.fromarray(((mk > 0) * 255).astype(np.uint8), mode="L").save(d / f"t{i}.png")
+    return root
+
+
+def test_train_segment_evaluate_from_the_command_line(tmp_path: Path) -> None:
+    data = _write_mt_layout(tmp_path / "mt")
+    model = tmp_path / "seg.pt"
+    runner = CliRunner()
+    args = ["--data", str(data), "--out", str(model), "--epochs", "1", "--input-px", "32"]
+    res = runner.invoke(train_segmenter, [*args, "--width", "8", "--synthetic", "4"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads(manifest_path(model).read_text())
+    assert manifest["kind"] == "segmenter" and "train-segmenter" in manifest["command"]
+    assert set(manifest["metrics"]["test"]["AP"]) == {"Free", "Bar", "Blob"}
+
+    img = next((data / "MT_Blob" / "Imgs").glob("*.jpg"))
+    res = runner.invoke(segment, ["--model", str(model), "--masks-dir", str(tmp_path / "m"), str(img)])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == "path,label,confidence"
+    out_mask = np.asarray(Image.open(tmp_path / "m" / f"{img.stem}_mask.png"))
+    assert out_mask.shape == np.asarray(Image.open(img)).shape
+
+    res = runner.invoke(evaluate, ["--model", str(model), "--data", str(data), "--part", "all"])
+    assert res.exit_code == 0, res.output
+    assert "mAP (all classes)" in res.output and "IoU" in res.output
+    res = runner.invoke(train_segmenter, ["--data", str(tmp_path), "--out", str(model)])
+    assert isinstance(res.exception, InputError)
+
+
+def test_the_default_segmenter_is_small_and_documented() -> None:
+    assert DEFAULT_MODEL.is_file(), "train it: see docs/detection-classification.md"
+    assert DEFAULT_MODEL.stat().st_size < 8_000_000
+    manifest = json.loads(manifest_path(DEFAULT_MODEL).read_text())
+    assert manifest["command"].startswith("coilmap detect train-segmenter")
+    seg = load_segmenter()
+    assert seg.classes_ == ["Blowhole", "Break", "Crack", "Fray", "Uneven"]
+    assert manifest["metrics"]["test"]["n"] > 0
