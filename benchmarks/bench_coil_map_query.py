@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from coilmap.db import make_engine, session_factory, transaction
 from coilmap.migrate import upgrade
-from tracking.coil_map import coil_map
+from tracking.coil_map import build_coil_map
 from tracking.events import parse_events
 from tracking.store import create_observations, create_station, import_events, load_genealogy
 
@@ -168,14 +168,18 @@ def run(url: str, *, n_observations: int, repeats: int) -> dict[str, object]:
 
             timings: dict[bool, list[float]] = {False: [], True: []}
             cpu_ms: list[float] = []
+            steps: dict[str, list[float]] = {}
             for with_images in (False, True):
                 for _ in range(repeats if not with_images else max(3, repeats // 3)):
                     t, c = time.perf_counter(), time.process_time()
                     with session_factory(engine)() as session:
-                        frame = coil_map(TARGET, session=session, with_images=with_images)
+                        cmap = build_coil_map(TARGET, session=session, with_images=with_images)
                     timings[with_images].append((time.perf_counter() - t) * 1000.0)
                     if not with_images:
                         cpu_ms.append((time.process_time() - c) * 1000.0)
+                        for step, ms in cmap.timings_ms.items():
+                            steps.setdefault(step, []).append(ms)
+                    frame = cmap.observations
                     assert len(frame) == n_observations, len(frame)
             status = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
             sizes = storage_mb(engine)
@@ -196,6 +200,7 @@ def run(url: str, *, n_observations: int, repeats: int) -> dict[str, object]:
         # CPU time of this process alone (the database server's work on PostgreSQL excluded):
         # what the query costs the client when it does not wait for a busy machine.
         "client_cpu_p50_ms": round(float(np.percentile(cpu_ms, 50)), 1),
+        "steps_p50_ms": {step: round(float(np.median(ms)), 1) for step, ms in steps.items()},
         "with_images_p50_ms": round(float(np.percentile(images, 50)), 1),
         "with_images_p95_ms": round(float(np.percentile(images, 95)), 1),
         "status": status,

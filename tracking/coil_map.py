@@ -14,8 +14,9 @@ Speed matters (a final coil can carry 100,000 observations of a dozen stations),
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -84,6 +85,10 @@ class CoilMap:
     width_mm: float
     genealogy: Genealogy
     observations: pd.DataFrame
+    # Wall-clock ms of each step: genealogy (ancestors and their operations), read (the
+    # observations from the database), map (into the piece's frame, and the frame built),
+    # images (when asked for).
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 def coil_map(piece_id: str, *, session: Session, with_images: bool = False) -> pd.DataFrame:
@@ -103,6 +108,7 @@ def coil_map(piece_id: str, *, session: Session, with_images: bool = False) -> p
 
 
 def build_coil_map(piece_id: str, *, session: Session, with_images: bool = False) -> CoilMap:
+    clock = _Stopwatch()
     piece = get_piece(piece_id, session=session)
     keys = {piece.id} | ancestor_keys(piece.id, session=session)
     genealogy, names = genealogy_of_keys(keys, session=session)
@@ -112,6 +118,7 @@ def build_coil_map(piece_id: str, *, session: Session, with_images: bool = False
             select(m.Station.id, m.Station.code, m.Line.code).join(m.Line, m.Line.id == m.Station.line_id)
         )
     }
+    clock.lap("genealogy")
     on_keys = _OBS.c.piece_id.in_(sorted(keys))
     columns = [
         (_OBS.c.side == "top").label(name) if name == "is_top" else _OBS.c[name] for name, _ in _FIELDS
@@ -122,17 +129,32 @@ def build_coil_map(piece_id: str, *, session: Session, with_images: bool = False
         _ID_TEXT,
         session,
     )
+    clock.lap("read")
     frame = _map_into(raw, _by_id(raw["id"], polygons), names, stations, piece_id, genealogy)
+    clock.lap("map")
     if with_images:
         images = _fetch(select(_OBS.c.id, _OBS.c.image_ref).where(on_keys), _ID_TEXT, session)
         frame["image_ref"] = _by_id(frame["observation_id"].to_numpy(), images)
+        clock.lap("images")
     return CoilMap(
         piece_id=piece_id,
         length_mm=piece.length_mm,
         width_mm=piece.width_mm,
         genealogy=genealogy,
         observations=frame,
+        timings_ms=clock.laps_ms,
     )
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.laps_ms: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps_ms[name] = (now - self._last) * 1000.0
+        self._last = now
 
 
 def _by_id(ids: np.ndarray, id_text: np.ndarray) -> np.ndarray:
