@@ -42,6 +42,17 @@ def iso_time(time_s: float) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
+def iso_times(time_s: np.ndarray) -> list[str]:
+    """:func:`iso_time` of many times at once (vectorised; the same strings).
+
+    >>> iso_times(np.array([90.5, 0.0])) == [iso_time(90.5), iso_time(0.0)]
+    True
+    """
+    ms = np.rint(np.asarray(time_s, dtype=float) * 1000).astype("int64")
+    stamps = np.datetime64(EPOCH.replace(tzinfo=None), "ms") + ms.astype("timedelta64[ms]")
+    return [f"{s}Z" for s in np.datetime_as_string(stamps, unit="ms")]
+
+
 def _r(v: float) -> float:
     """Positions in events are rounded to the micrometre; physics uses the rounded value."""
     return round(float(v), 3)

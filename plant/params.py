@@ -208,7 +208,7 @@ def plant_params(size: str) -> PlantParams:
                        cal_hole_spacing_mm=60_000.0, weld_group=2, blank_frame_ratio=0.1)
     if size == "large":
         return replace(base, size="large", n_hot_coils=1000, real_rate_scale=5.0,
-                       pseudo_rate_scale=12.0, images=False)
+                       pseudo_rate_scale=60.0, images=False)
     return base
 
 

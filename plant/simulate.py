@@ -19,6 +19,7 @@ from plant.lines import SPEED_MM_S, Route, run_plant
 from plant.params import PlantParams, StationSpec, validate
 from plant.stations import (
     Encoder,
+    concat_columns,
     edge_sightings,
     mark_sightings,
     piece_encoder,
@@ -79,20 +80,25 @@ def _station(p: PlantParams, seed: int, si: int, spec: StationSpec, route: Route
         encoders[pid] = enc
         t0 = route.start_s[pid]
         m = mark_sightings(prng, enc, piece)
-        m.insert(0, "piece", pid)
+        m["piece"] = np.full(len(m["x_obs_mm"]), pid, dtype=object)
         m["time_s"] = t0 + m["x_true_mm"] / speed
         marks.append(m)
         e = edge_sightings(prng, enc, piece, p.edge_sample_mm)
-        e.insert(0, "piece", pid)
+        e["piece"] = np.full(len(e["x_obs_mm"]), pid, dtype=object)
         edges.append(e)
-        real = real_sightings(prng, spec, enc, piece)
-        pseudo = pseudo_sightings(prng, spec, enc, piece, p.pseudo_rate_scale)
-        s = pd.concat([real, pseudo], ignore_index=True)
-        s = s.sort_values(["x_obs_mm", "y_obs_mm"], kind="stable", ignore_index=True)
-        s.insert(0, "piece", pid)
+        s = concat_columns([real_sightings(prng, spec, enc, piece),
+                            pseudo_sightings(prng, spec, enc, piece, p.pseudo_rate_scale)])
+        order = np.lexsort((s["y_obs_mm"], s["x_obs_mm"]))
+        s = {k: v[order] for k, v in s.items()}
+        s["piece"] = np.full(len(order), pid, dtype=object)
         s["time_s"] = np.round(t0 + s["x_true_mm"] / speed, 3)
         sights.append(s)
-    sightings = pd.concat(sights, ignore_index=True) if sights else pd.DataFrame()
+    marks_df = pd.DataFrame(concat_columns(marks))[["piece", "mark_id", "x_true_mm", "x_obs_mm",
+                                                    "time_s"]]
+    edges_df = pd.DataFrame(concat_columns(edges))[["piece", "x_obs_mm", "os_edge_mm",
+                                                    "ds_edge_mm"]]
+    sightings = pd.DataFrame(concat_columns(sights))
+    sightings = sightings[["piece", *[c for c in sightings.columns if c != "piece"]]]
     cls_of = dict(zip(catalogue["defect_id"], catalogue["true_class"], strict=True))
     sightings["true_class"] = [
         cls_of[int(d)] if k == "real" else pc
@@ -113,9 +119,7 @@ def _station(p: PlantParams, seed: int, si: int, spec: StationSpec, route: Route
                                      spec.class_accuracy)
         sightings["vendor_class"] = np.where(seen, labels, "")
         sightings["confidence"] = np.where(seen, conf, np.nan)
-    return StationRun(spec, list(pieces), encoders,
-                      pd.concat(marks, ignore_index=True), pd.concat(edges, ignore_index=True),
-                      sightings)
+    return StationRun(spec, list(pieces), encoders, marks_df, edges_df, sightings)
 
 
 def truth_positions(route: Route) -> pd.DataFrame:
