@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from coilmap import migrate
 from coilmap.config import database_url
+from coilmap.errors import CoilmapError
 
 url_option = click.option(
     "--url",
@@ -20,6 +25,21 @@ def _where(url: str | None) -> str:
     return make_url(url or database_url()).render_as_string(hide_password=True)
 
 
+@contextmanager
+def database_errors(url: str | None) -> Iterator[None]:
+    """Turn "cannot connect" and "no such table" into a clear message naming the database."""
+    try:
+        yield
+    except (OperationalError, ProgrammingError) as exc:
+        text = str(exc.orig)
+        if "no such table" in text or ("relation" in text and "does not exist" in text):
+            raise CoilmapError(
+                f"the coil model at {_where(url)} is not migrated ({text.splitlines()[0]}): "
+                "run `coilmap db upgrade`"
+            ) from None
+        raise CoilmapError(f"cannot use the database at {_where(url)}: {text.splitlines()[0]}") from None
+
+
 @click.group()
 def db() -> None:
     """Migrate the shared coil model."""
@@ -30,8 +50,9 @@ def db() -> None:
 @url_option
 def upgrade(revision: str, url: str | None) -> None:
     """Migrate the database up to REVISION."""
-    migrate.upgrade(url, revision)
-    click.echo(f"{_where(url)}: at {migrate.current(url)}")
+    with database_errors(url):
+        migrate.upgrade(url, revision)
+        click.echo(f"{_where(url)}: at {migrate.current(url)}")
 
 
 @db.command()
@@ -39,23 +60,26 @@ def upgrade(revision: str, url: str | None) -> None:
 @url_option
 def downgrade(revision: str, url: str | None) -> None:
     """Migrate the database down to REVISION ('base' drops every table, '-1' one step)."""
-    migrate.downgrade(url, revision)
-    click.echo(f"{_where(url)}: at {migrate.current(url) or 'base'}")
+    with database_errors(url):
+        migrate.downgrade(url, revision)
+        click.echo(f"{_where(url)}: at {migrate.current(url) or 'base'}")
 
 
 @db.command()
 @url_option
 def current(url: str | None) -> None:
     """Print the revision the database is at and the newest one."""
-    at = migrate.current(url) or "base (empty)"
-    click.echo(f"{_where(url)}: at {at}; head is {migrate.head()}")
+    with database_errors(url):
+        at = migrate.current(url) or "base (empty)"
+        click.echo(f"{_where(url)}: at {at}; head is {migrate.head()}")
 
 
 @db.command()
 @url_option
 def check(url: str | None) -> None:
     """Compare the models with the database (migrated to head); exit 1 on any difference."""
-    diffs = migrate.check(url)
+    with database_errors(url):
+        diffs = migrate.check(url)
     for diff in diffs:
         click.echo(repr(diff))
     if diffs:

@@ -13,6 +13,7 @@ import click
 import pandas as pd
 
 from coilmap.db import make_engine, session_factory, transaction
+from coilmap.db_cli import database_errors
 from coilmap.errors import CoilmapError
 
 url_option = click.option(
@@ -47,7 +48,8 @@ CSV_COLUMNS = (
 def _require_head(url: str | None) -> None:
     from coilmap import migrate
 
-    at, head = migrate.current(url), migrate.head()
+    with database_errors(url):
+        at, head = migrate.current(url), migrate.head()
     if at != head:
         raise CoilmapError(
             f"the coil model is at revision {at or 'base (empty)'}, not {head}: "
@@ -71,7 +73,7 @@ def import_events_cmd(events_file: Path, url: str | None) -> None:
     _require_head(url)
     engine = make_engine(url)
     try:
-        with transaction(engine) as session:
+        with database_errors(url), transaction(engine) as session:
             summary = import_events(
                 ops, session=session, source=str(events_file), sha256=file_sha256(events_file)
             )
@@ -114,7 +116,7 @@ def coil_map_cmd(
 
     engine = make_engine(url)
     try:
-        with session_factory(engine)() as session:
+        with database_errors(url), session_factory(engine)() as session:
             cmap = build_coil_map(piece, session=session, with_images=fmt == "csv")
     finally:
         engine.dispose()

@@ -71,3 +71,14 @@ def test_db_cli_round_trip(db_url: str) -> None:
     assert "at base" in result.output
     result = runner.invoke(db, ["current", "--url", db_url])
     assert "base (empty)" in result.output
+
+
+def test_commands_on_an_unmigrated_database_say_so(db_url: str) -> None:
+    from click.testing import CliRunner
+
+    from coilmap.errors import CoilmapError
+    from tracking.cli_store import coil_map_cmd
+
+    result = CliRunner().invoke(coil_map_cmd, ["F1", "--url", db_url])
+    assert isinstance(result.exception, CoilmapError)
+    assert "not migrated" in str(result.exception) and "coilmap db upgrade" in str(result.exception)
