@@ -99,8 +99,17 @@ def _session(url: str) -> Session:
 
 def _frame(url: str, stmt: Any) -> pd.DataFrame:
     with engine(url).connect() as conn:
-        result = conn.execute(stmt)
-        return pd.DataFrame(result.all(), columns=list(result.keys()))
+        return _to_frame(conn.execute(stmt))
+
+
+def _to_frame(result: Any) -> pd.DataFrame:
+    """A result as columns (pandas probes every Row object for attributes when it is handed
+    rows: ten times slower at 100,000 rows)."""
+    keys = list(result.keys())
+    rows = result.fetchall()
+    if not rows:
+        return pd.DataFrame(columns=keys)
+    return pd.DataFrame(dict(zip(keys, (list(c) for c in zip(*rows, strict=True)), strict=True)))
 
 
 # --- pick lists ------------------------------------------------------------------------------
@@ -186,7 +195,11 @@ def _start(day: date) -> datetime:
 # --- the coil map ----------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=8)
+# A resource, not data: the view of a big coil is 100,000 rows that every rerun would
+# otherwise unpickle again; pages only read it (filters make new frames).
+@st.cache_resource(
+    ttl=TTL_S, show_spinner="Mapping every station's observations into the coil...", max_entries=8
+)
 def coil_view(url: str, piece_id: str, margin_fraction: float = 0.05) -> cv.CoilView:
     """The coil map of ``piece_id``: its observations and its ancestors' in its frame, with
     class (fused when available), severity, the outline, marks, cut lines and removed bands."""
@@ -198,10 +211,12 @@ def coil_view(url: str, piece_id: str, margin_fraction: float = 0.05) -> cv.Coil
             session.scalar(select(m.Line.code).where(m.Line.id == piece.line_id)) if piece.line_id else None
         )
         keys = sorted({piece.id} | ancestor_keys(piece.id, session=session))
-        extra = _observation_extras(url, feats, keys, session)
+        extra = _fused(url, keys, session) if feats.fusion_results else pd.DataFrame()
     obs = cmap.observations
     if not extra.empty:
         obs = obs.merge(extra, on="observation_id", how="left")
+    elif feats.fusion_results:
+        obs = obs.assign(fused_class=None, fused_probability=np.nan, real_probability=np.nan)
     obs = _with_class_and_severity(obs)
     g = cmap.genealogy
     rolls = roll_mark_series(obs, g, piece_id)
@@ -223,19 +238,15 @@ def coil_view(url: str, piece_id: str, margin_fraction: float = 0.05) -> cv.Coil
     )
 
 
-def _observation_extras(url: str, feats: Features, keys: list[int], session: Session) -> pd.DataFrame:
-    obs = _table(url, "observations")
-    cols: list[Any] = [obs.c.id.label("observation_id"), obs.c.observed_at]
-    if feats.heatmap_ref:
-        cols.append(obs.c.heatmap_ref)
-    stmt = select(*cols).where(obs.c.piece_id.in_(keys))
-    if feats.fusion_results:
-        fr = _table(url, "fusion_results")
-        stmt = stmt.add_columns(fr.c.fused_class, fr.c.fused_probability, fr.c.real_probability).outerjoin(
-            fr, fr.c.observation_id == obs.c.id
-        )
-    result = session.execute(stmt)
-    return pd.DataFrame(result.all(), columns=list(result.keys()))
+def _fused(url: str, keys: list[int], session: Session) -> pd.DataFrame:
+    """The fused decisions on the observations of the pieces ``keys``."""
+    obs, fr = _table(url, "observations"), _table(url, "fusion_results")
+    stmt = (
+        select(fr.c.observation_id, fr.c.fused_class, fr.c.fused_probability, fr.c.real_probability)
+        .join(obs, obs.c.id == fr.c.observation_id)
+        .where(obs.c.piece_id.in_(keys))
+    )
+    return _to_frame(session.execute(stmt))
 
 
 def _with_class_and_severity(obs: pd.DataFrame) -> pd.DataFrame:
@@ -269,10 +280,14 @@ def roll_mark_series(obs: pd.DataFrame, g: Any, piece_id: str) -> list[dict]:
     from fusion.roll_marks import find_roll_marks
 
     kept = obs[obs["status"] == "kept"]
+    keys = ["station", "side", "class"]
+    sizes = kept.groupby(keys, sort=False).size()
+    small = sizes[(sizes >= 4) & (sizes <= ROLL_MARK_MAX_GROUP)]
+    if small.empty:
+        return []
+    kept = kept[pd.MultiIndex.from_frame(kept[keys]).isin(small.index)]
     out: list[dict] = []
-    for (station, side, cls), part in kept.groupby(["station", "side", "class"], sort=True):
-        if not 4 <= len(part) <= ROLL_MARK_MAX_GROUP:
-            continue
+    for (station, side, cls), part in kept.groupby(keys, sort=True):
         x = part["x_mm"].to_numpy(dtype=np.float64)
         y = part["y_mm"].to_numpy(dtype=np.float64)
         try:

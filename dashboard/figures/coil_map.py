@@ -17,32 +17,21 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.coil_view import CoilView
-from dashboard.figures.palette import class_colours, station_symbols
+from dashboard.figures.palette import OPEN, SYMBOL_CODES, class_colours, station_symbols
 
 SIDES = ("top", "bottom")
 MAX_POINTS = 20_000
 # How many of the most severe observations stay points on an aggregated panel.
 TOP_WHEN_AGGREGATED = 2_000
 DENSITY_BINS = (300, 24)
-CUSTOM_COLUMNS = (
-    "observation_id",
-    "station",
-    "line",
-    "source_piece",
-    "class",
-    "plant_class",
-    "station_label",
-    "station_confidence",
-    "anomaly_score",
-    "severity",
-    "status",
-)
+# Per point, numeric only (plotly validates object arrays element by element): the id a click
+# returns and the scores. Station, line, class and status are one per trace, in its template.
+CUSTOM_COLUMNS = ("observation_id", "station_confidence", "anomaly_score", "severity")
 HOVER = (
-    "<b>%{customdata[4]}</b> · station %{customdata[1]} (line %{customdata[2]})<br>"
-    "station label %{customdata[6]} (confidence %{customdata[7]:.2f}) → plant class %{customdata[5]}<br>"
-    "anomaly score %{customdata[8]:.2f} · severity %{customdata[9]:.2f}<br>"
-    "seen on %{customdata[3]} · %{customdata[10]}<br>"
-    "x %{x:,.0f} mm · y %{y:,.0f} mm<extra>#%{customdata[0]}</extra>"
+    "<b>{cls}</b> · station {station} (line {line}) · {status}<br>"
+    "station label %{{text}} · confidence %{{customdata[1]:.2f}}<br>"
+    "anomaly score %{{customdata[2]:.2f}} · severity %{{customdata[3]:.2f}}<br>"
+    "x %{{x:,.0f}} mm · y %{{y:,.0f}} mm<extra>#%{{customdata[0]}}</extra>"
 )
 
 
@@ -81,31 +70,42 @@ def coil_map_figure(
         vertical_spacing=0.09,
         subplot_titles=("Top surface", "Bottom surface"),
     )
-    colours = class_colours(view.observations["class"]) if len(view.observations) else {}
-    symbols = station_symbols(view.observations["station"]) if len(view.observations) else {}
+    colours = class_colours(view.observations["class"].unique()) if len(view.observations) else {}
+    symbols = (
+        station_symbols(view.observations["station"].dropna().unique()) if len(view.observations) else {}
+    )
+    traces = _Traces()
     in_window = obs[(obs["x_mm"] >= x_lo) & (obs["x_mm"] <= x_hi)]
     summary = CoilMapSummary({}, {}, {})
     for row, side in enumerate(SIDES, start=1):
-        _material(fig, view, row)
+        _material(traces, view, row)
         part = in_window[in_window["side"] == side]
         summary.n_in_window[side] = len(part)
         aggregate = len(part) > max_points
         summary.aggregated[side] = aggregate
         if aggregate:
-            _density(fig, part, row, (x_lo, x_hi), view)
+            _density(traces, part, row, (x_lo, x_hi), view)
             part = part.nlargest(TOP_WHEN_AGGREGATED, "severity")
         summary.n_points[side] = len(part)
-        _points(fig, part, row, colours, symbols, legend=row == 1 or not summary.n_points.get("top"))
-        _roll_marks(fig, view, side, row)
-    _legend_for_stations(fig, symbols)
-    _lines(fig, view)
+        _points(traces, part, row, colours, symbols, legend=row == 1 or not summary.n_points.get("top"))
+    _legend_for_stations(traces, symbols)
+    shapes, annotations = _lines(traces, view)
+    for row, side in enumerate(SIDES, start=1):
+        annotations += _roll_marks(traces, view, side, row)
     if selected_id is not None:
-        _highlight(fig, obs, selected_id)
+        _highlight(traces, obs, selected_id)
+    # One call each: plotly re-validates the layout on every add_trace / add_vline / update.
+    fig.add_traces(traces.items, rows=traces.rows, cols=[1] * len(traces.rows))
     half = _half_extent(view)
-    fig.update_yaxes(range=[-half, half], title_text="y mm (OS +)", zeroline=False)
-    fig.update_xaxes(range=[x_lo, x_hi], showgrid=False)
-    fig.update_xaxes(title_text="x mm from the head", row=2, col=1)
+    yaxis = {"range": [-half, half], "title": {"text": "y mm (OS +)"}, "zeroline": False}
+    xaxis = {"range": [x_lo, x_hi], "showgrid": False}
     fig.update_layout(
+        shapes=shapes,
+        annotations=list(fig.layout.annotations) + annotations,
+        yaxis=yaxis,
+        yaxis2=yaxis,
+        xaxis=xaxis,
+        xaxis2={**xaxis, "title": {"text": "x mm from the head"}},
         height=height_px,
         margin={"l": 60, "r": 20, "t": 50, "b": 40},
         hovermode="closest",
@@ -116,6 +116,18 @@ def coil_map_figure(
         plot_bgcolor="white",
     )
     return fig, summary
+
+
+class _Traces:
+    """Traces collected with their panel row, added to the figure in one call."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self.rows: list[int] = []
+
+    def add_trace(self, trace, row: int, col: int = 1) -> None:  # type: ignore[no-untyped-def]
+        self.items.append(trace)
+        self.rows.append(row)
 
 
 def _half_extent(view: CoilView) -> float:
@@ -142,7 +154,7 @@ def outline_xy(outline: list[tuple[float, float, float]]) -> tuple[list[float], 
     return xs + xs[:1], ys + ys[:1]
 
 
-def _material(fig: go.Figure, view: CoilView, row: int) -> None:
+def _material(fig: _Traces, view: CoilView, row: int) -> None:
     xs, ys = outline_xy(view.outline)
     fig.add_trace(
         go.Scatter(
@@ -183,7 +195,7 @@ def _material(fig: go.Figure, view: CoilView, row: int) -> None:
 
 
 def _density(
-    fig: go.Figure, part: pd.DataFrame, row: int, x_range: tuple[float, float], view: CoilView
+    fig: _Traces, part: pd.DataFrame, row: int, x_range: tuple[float, float], view: CoilView
 ) -> None:
     half = _half_extent(view)
     counts, xe, ye = np.histogram2d(
@@ -207,38 +219,50 @@ def _density(
 
 
 def custom_data(part: pd.DataFrame) -> np.ndarray:
-    cols = [part[c].to_numpy(dtype=object) if c in part else np.full(len(part), None) for c in CUSTOM_COLUMNS]
-    return np.stack(cols, axis=-1) if len(part) else np.empty((0, len(CUSTOM_COLUMNS)), dtype=object)
+    """The (n, 4) float array of :data:`CUSTOM_COLUMNS`."""
+    return np.column_stack(
+        [pd.to_numeric(part[c], errors="coerce").to_numpy(dtype=np.float64) for c in CUSTOM_COLUMNS]
+    )
 
 
-def _points(fig: go.Figure, part: pd.DataFrame, row: int, colours: dict, symbols: dict, legend: bool) -> None:
-    for cls, group in part.groupby("class", sort=True):
-        kept = (group["status"] == "kept").to_numpy()
-        base = group["station"].map(symbols).fillna("circle").to_numpy(dtype=object)
-        symbol = np.where(kept, base, np.char.add(base.astype(str), "-open"))
+def _points(fig: _Traces, part: pd.DataFrame, row: int, colours: dict, symbols: dict, legend: bool) -> None:
+    """One WebGL trace per class, station and kept/removed: colour and symbol are scalars, so
+    plotly validates arrays of numbers only (removed material: open symbols)."""
+    shown_legend: set[str] = set()
+    kept_all = (part["status"] == "kept").to_numpy()
+    for (cls, station, kept), group in part.assign(_kept=kept_all).groupby(
+        ["class", "station", "_kept"], sort=True
+    ):
+        status = "on the coil" if kept else ", ".join(sorted(set(group["status"]))) + " (removed)"
+        text = (group["source_piece"].astype(str) + ": " + group["station_label"].astype(str)).to_numpy(
+            dtype=object
+        )
         fig.add_trace(
             go.Scattergl(
-                x=group["x_mm"].to_numpy(),
-                y=group["y_mm"].to_numpy(),
+                x=group["x_mm"].to_numpy(dtype=np.float64),
+                y=group["y_mm"].to_numpy(dtype=np.float64),
                 mode="markers",
                 name=str(cls),
                 legendgroup=f"class:{cls}",
-                showlegend=legend,
+                showlegend=legend and cls not in shown_legend,
                 marker={
                     "color": colours.get(cls, "#7f7f7f"),
-                    "symbol": symbol,
+                    "symbol": SYMBOL_CODES[symbols.get(station, "circle")] + (0 if kept else OPEN),
                     "size": 9,
                     "line": {"width": 1, "color": "rgba(0,0,0,0.45)"},
                 },
                 customdata=custom_data(group),
-                hovertemplate=HOVER,
+                text=text,
+                hovertemplate=HOVER.format(
+                    cls=cls, station=station, line=group["line"].iloc[0], status=status
+                ),
             ),
             row=row,
-            col=1,
         )
+        shown_legend.add(cls)
 
 
-def _legend_for_stations(fig: go.Figure, symbols: dict[str, str]) -> None:
+def _legend_for_stations(fig: _Traces, symbols: dict[str, str]) -> None:
     for station, symbol in symbols.items():
         fig.add_trace(
             go.Scatter(
@@ -255,22 +279,23 @@ def _legend_for_stations(fig: go.Figure, symbols: dict[str, str]) -> None:
         )
 
 
-def _lines(fig: go.Figure, view: CoilView) -> None:
+def _vline(x: float, row: int, line: dict) -> dict:
+    axis = "" if row == 1 else str(row)
+    return {"type": "line", "x0": x, "x1": x, "xref": f"x{axis}", "y0": 0, "y1": 1, "yref": f"y{axis} domain",
+            "line": line}  # fmt: skip
+
+
+def _lines(fig: _Traces, view: CoilView) -> tuple[list[dict], list[dict]]:
+    """Weld seams, cut lines and holes; returns the layout's shapes and annotations."""
+    shapes: list[dict] = []
+    notes: list[dict] = []
     for mark in view.marks:
         if mark["kind"] == "weld":
-            for row in (1, 2):
-                fig.add_vline(
-                    x=mark["x_mm"], line={"color": "#c0392b", "dash": "dash", "width": 2}, row=row, col=1
-                )
-            fig.add_annotation(
-                x=mark["x_mm"],
-                y=1.0,
-                yref="paper",
-                text="weld",
-                showarrow=False,
-                font={"color": "#c0392b", "size": 11},
-                yanchor="bottom",
-            )
+            shapes += [
+                _vline(mark["x_mm"], row, {"color": "#c0392b", "dash": "dash", "width": 2}) for row in (1, 2)
+            ]
+            notes.append({"x": mark["x_mm"], "y": 1.0, "yref": "paper", "text": "weld", "showarrow": False,
+                          "font": {"color": "#c0392b", "size": 11}, "yanchor": "bottom"})  # fmt: skip
         elif mark["kind"] not in ("head", "tail"):
             for row in (1, 2):
                 fig.add_trace(
@@ -287,32 +312,22 @@ def _lines(fig: go.Figure, view: CoilView) -> None:
                         showlegend=False,
                     ),
                     row=row,
-                    col=1,
                 )
     for cut in view.cut_lines:
-        for row in (1, 2):
-            fig.add_vline(
-                x=cut["x_mm"], line={"color": "#111", "dash": "dashdot", "width": 1.5}, row=row, col=1
-            )
-        fig.add_annotation(
-            x=cut["x_mm"],
-            y=0.5,
-            yref="paper",
-            text=cut["label"],
-            showarrow=False,
-            textangle=-90,
-            font={"size": 10, "color": "#111"},
-            xshift=-8,
-        )
-    fig.add_annotation(
-        x=0, y=1.0, yref="paper", text="head", showarrow=False, yanchor="bottom", xanchor="left"
-    )
-    fig.add_annotation(
-        x=view.length_mm, y=1.0, yref="paper", text="tail", showarrow=False, yanchor="bottom", xanchor="right"
-    )
+        shapes += [
+            _vline(cut["x_mm"], row, {"color": "#111", "dash": "dashdot", "width": 1.5}) for row in (1, 2)
+        ]
+        notes.append({"x": cut["x_mm"], "y": 0.5, "yref": "paper", "text": cut["label"], "showarrow": False,
+                      "textangle": -90, "font": {"size": 10, "color": "#111"}, "xshift": -8})  # fmt: skip
+    notes.append({"x": 0, "y": 1.0, "yref": "paper", "text": "head", "showarrow": False, "yanchor": "bottom",
+                  "xanchor": "left"})  # fmt: skip
+    notes.append({"x": view.length_mm, "y": 1.0, "yref": "paper", "text": "tail", "showarrow": False,
+                  "yanchor": "bottom", "xanchor": "right"})  # fmt: skip
+    return shapes, notes
 
 
-def _roll_marks(fig: go.Figure, view: CoilView, side: str, row: int) -> None:
+def _roll_marks(fig: _Traces, view: CoilView, side: str, row: int) -> list[dict]:
+    notes: list[dict] = []
     for k, series in enumerate(s for s in view.roll_marks if s["side"] == side):
         xs = np.asarray(series["x_mm"], dtype=float)
         here = series.get("period_here_mm", series["period_mm"])
@@ -336,21 +351,25 @@ def _roll_marks(fig: go.Figure, view: CoilView, side: str, row: int) -> None:
             row=row,
             col=1,
         )
-        fig.add_annotation(
-            x=float(xs[0]),
-            y=series["y_mm"],
-            text=label,
-            row=row,
-            col=1,
-            showarrow=True,
-            arrowhead=0,
-            ax=40,
-            ay=-28,
-            font={"color": "#6c3483", "size": 10},
+        axis = "" if row == 1 else str(row)
+        notes.append(
+            dict(
+                x=float(xs[0]),
+                y=series["y_mm"],
+                text=label,
+                xref=f"x{axis}",
+                yref=f"y{axis}",
+                showarrow=True,
+                arrowhead=0,
+                ax=40,
+                ay=-28,
+                font={"color": "#6c3483", "size": 10},
+            )
         )
+    return notes
 
 
-def _highlight(fig: go.Figure, obs: pd.DataFrame, selected_id: int) -> None:
+def _highlight(fig: _Traces, obs: pd.DataFrame, selected_id: int) -> None:
     hit = obs[obs["observation_id"] == selected_id]
     if hit.empty:
         return
