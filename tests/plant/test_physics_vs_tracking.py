@@ -20,7 +20,7 @@ def test_true_positions_agree_with_the_tracking_maps(small_plant: Path, genealog
     made = pos[pos["piece"] == origin.reindex(pos["defect_id"]).to_numpy()]
     assert len(made) == len(cat)  # every defect lies on the piece it was made on
     checked = 0
-    for src, at_src in made.groupby("origin_piece" if "origin_piece" in made else "piece"):
+    for src, at_src in made.groupby("piece"):
         ids = at_src["defect_id"].to_numpy()
         later = pos[pos["defect_id"].isin(ids) & ~pos["clipped"] & (pos["piece"] != src)]
         for dst, there in later.groupby("piece"):
