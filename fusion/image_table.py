@@ -51,7 +51,7 @@ def neu_table(root: Path, *, hashes: bool = True) -> pd.DataFrame:
     folder = neu_folder(root)
     if folder is None:
         raise InputError("no NEU images (IMAGES/<class>_<n>.jpg) here", source=str(root))
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p.resolve() for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     table = pd.DataFrame(
         {
             "path": [str(p) for p in files],
@@ -67,7 +67,7 @@ def neu_table(root: Path, *, hashes: bool = True) -> pd.DataFrame:
 def folder_table(root: Path) -> pd.DataFrame:
     """A folder per class (``root/<class>/*.png``), no metadata, no split."""
     rows = [
-        (str(p), d.name)
+        (str(p.resolve()), d.name)
         for d in sorted(root.iterdir())
         if d.is_dir()
         for p in sorted(d.iterdir())
