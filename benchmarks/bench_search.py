@@ -77,7 +77,8 @@ def timing(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     x, meta = synthetic(args.n, args.dim, args.clusters, args.seed)
     print(
-        f"synthetic: {args.n:,} vectors x {args.dim} dims, {args.clusters} clusters in {time.perf_counter() - t:.1f} s"
+        f"synthetic: {args.n:,} vectors x {args.dim} dims, {args.clusters} clusters "
+        f"in {time.perf_counter() - t:.1f} s"
     )
     t = time.perf_counter()
     index = SimilarityIndex(nprobe=args.nprobe).fit(x, meta)
@@ -138,7 +139,8 @@ def quality(args: argparse.Namespace) -> None:
     table["id"] = table["path"]
     test_rows = np.flatnonzero(table["split"].to_numpy() == "test")
     print(
-        f"quality: NEU, {len(table)} images indexed (train+val+test), {len(test_rows)} test queries, self excluded"
+        f"quality: NEU, {len(table)} images indexed (train+val+test), "
+        f"{len(test_rows)} test queries, self excluded"
     )
     for kind in args.embedders:
         try:
