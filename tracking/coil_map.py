@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from coilmap import models as m
@@ -69,11 +69,24 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("y1_mm", "f8"),
     ("plant_class", "O"),
     ("station_label", "O"),
-    ("station_confidence", "O"),  # nullable: converted to float (NaN) after reading
-    ("anomaly_score", "O"),
+    ("station_confidence", "f8"),  # nullable: read as _NULL_F8, then NaN
+    ("anomaly_score", "f8"),
 )
 _DTYPE = np.dtype([(name, kind) for name, kind in _FIELDS])
 _ID_TEXT = np.dtype([("id", "i8"), ("text", "O")])
+# Stands in for NULL in nullable float columns while reading, so they arrive as floats, not as
+# Python objects to convert (neither database has a NaN both can return for NULL). No
+# confidence or anomaly score is ever -1e300.
+_NULL_F8 = -1.0e300
+_NULLABLE_F8 = ("station_confidence", "anomaly_score")
+
+
+def _read_column(name: str):  # type: ignore[no-untyped-def]
+    if name == "is_top":
+        return (_OBS.c.side == "top").label(name)
+    if name in _NULLABLE_F8:
+        return func.coalesce(_OBS.c[name], _NULL_F8).label(name)
+    return _OBS.c[name]
 
 
 @dataclass(frozen=True)
@@ -120,10 +133,7 @@ def build_coil_map(piece_id: str, *, session: Session, with_images: bool = False
     }
     clock.lap("genealogy")
     on_keys = _OBS.c.piece_id.in_(sorted(keys))
-    columns = [
-        (_OBS.c.side == "top").label(name) if name == "is_top" else _OBS.c[name] for name, _ in _FIELDS
-    ]
-    raw = _fetch(select(*columns).where(on_keys), _DTYPE, session)
+    raw = _fetch(select(*(_read_column(name) for name, _ in _FIELDS)).where(on_keys), _DTYPE, session)
     polygons = _fetch(
         select(_OBS.c.id, _OBS.c.geometry_wkt).where(on_keys, _OBS.c.geometry_wkt.is_not(None)),
         _ID_TEXT,
@@ -291,8 +301,7 @@ def _map_into(
             # than the whole mapping.
             "plant_class": pd.Series(col["plant_class"][order], dtype=object, copy=False),
             "station_label": pd.Series(col["station_label"][order], dtype=object, copy=False),
-            "station_confidence": col["station_confidence"][order].astype(np.float64),
-            "anomaly_score": col["anomaly_score"][order].astype(np.float64),
+            **{name: _null_to_nan(col[name][order]) for name in _NULLABLE_F8},
             "status": pd.Categorical.from_codes(
                 status_code[order], categories=status_labels
             ).remove_unused_categories(),
@@ -308,6 +317,10 @@ def _map_into(
         columns=list(COLUMNS),
     )
     return frame
+
+
+def _null_to_nan(values: np.ndarray) -> np.ndarray:
+    return np.where(values == _NULL_F8, np.nan, values)
 
 
 def _code(labels: list[str], label: str) -> int:

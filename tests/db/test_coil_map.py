@@ -43,6 +43,8 @@ def test_coil_map_places_every_ancestor_observation(plant: Engine) -> None:
         frame = coil_map("F2", session=session)
     assert list(frame.columns) == list(COLUMNS)
     assert len(frame) == len(OBSERVATIONS)
+    # None of them has a confidence or an anomaly score: NULL reads as NaN.
+    assert frame.station_confidence.isna().all() and frame.anomaly_score.isna().all()
     by_key = {
         key: row
         for key, row in zip(
@@ -128,6 +130,7 @@ def test_polygon_and_image_of_an_ancestor_observation(plant: Engine) -> None:
                     "HSM-T", "H1", "h-poly", 2000.0, 0.0, "top",
                     x0_mm=1900.0, x1_mm=2100.0, y0_mm=-20.0, y1_mm=20.0,
                     geometry_wkt=polygon, image_ref="HSM-T/000042.png",
+                    station_confidence=0.75, anomaly_score=-2.5,
                 )
             ],
             session=session,
@@ -141,6 +144,7 @@ def test_polygon_and_image_of_an_ancestor_observation(plant: Engine) -> None:
     assert shapely.bounds(shapely.from_wkt(row.geometry_wkt.iloc[0])).tolist() == pytest.approx(
         [6800.0, -20.0, 7200.0, 20.0]
     )
+    assert (row.station_confidence.iloc[0], row.anomaly_score.iloc[0]) == (0.75, -2.5)
     assert plain.image_ref.isna().all()
     assert full.set_index("observation_id").image_ref[row.observation_id.iloc[0]] == "HSM-T/000042.png"
     assert full.image_ref.notna().sum() == 1
