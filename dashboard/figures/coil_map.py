@@ -21,6 +21,9 @@ from dashboard.figures.palette import OPEN, SYMBOL_CODES, class_colours, station
 
 SIDES = ("top", "bottom")
 MAX_POINTS = 20_000
+# Below this many points on a panel SVG markers draw faster than setting up WebGL (which a
+# browser without a GPU emulates on the CPU); above it, WebGL.
+WEBGL_MIN_POINTS = 1_000
 # How many of the most severe observations stay points on an aggregated panel.
 TOP_WHEN_AGGREGATED = 2_000
 DENSITY_BINS = (300, 24)
@@ -226,8 +229,10 @@ def custom_data(part: pd.DataFrame) -> np.ndarray:
 
 
 def _points(fig: _Traces, part: pd.DataFrame, row: int, colours: dict, symbols: dict, legend: bool) -> None:
-    """One WebGL trace per class, station and kept/removed: colour and symbol are scalars, so
-    plotly validates arrays of numbers only (removed material: open symbols)."""
+    """One trace per class, station and kept/removed (WebGL from :data:`WEBGL_MIN_POINTS`
+    points): colour and symbol are scalars, so plotly validates arrays of numbers only
+    (removed material: open symbols)."""
+    scatter = go.Scattergl if len(part) >= WEBGL_MIN_POINTS else go.Scatter
     shown_legend: set[str] = set()
     kept_all = (part["status"] == "kept").to_numpy()
     for (cls, station, kept), group in part.assign(_kept=kept_all).groupby(
@@ -238,7 +243,7 @@ def _points(fig: _Traces, part: pd.DataFrame, row: int, colours: dict, symbols: 
             dtype=object
         )
         fig.add_trace(
-            go.Scattergl(
+            scatter(
                 x=group["x_mm"].to_numpy(dtype=np.float64),
                 y=group["y_mm"].to_numpy(dtype=np.float64),
                 mode="markers",

@@ -47,11 +47,15 @@ def view_of(obs: pd.DataFrame, **extra) -> CoilView:  # type: ignore[no-untyped-
     )  # fmt: skip
 
 
+def is_points(trace) -> bool:  # type: ignore[no-untyped-def]
+    return trace.type in ("scatter", "scattergl") and trace.customdata is not None
+
+
 def scatter_points(fig) -> int:  # type: ignore[no-untyped-def]
-    return sum(len(t.x) for t in fig.data if t.type == "scattergl")
+    return sum(len(t.x) for t in fig.data if is_points(t))
 
 
-def test_coil_map_two_aligned_panels_every_observation_a_webgl_point() -> None:
+def test_coil_map_two_aligned_panels_every_observation_a_point() -> None:
     obs = observations(500)
     view = view_of(
         obs,
@@ -62,14 +66,15 @@ def test_coil_map_two_aligned_panels_every_observation_a_webgl_point() -> None:
     fig, summary = coil_map_figure(view, obs, selected_id=7)
     assert fig.layout.xaxis2.matches == "x" or fig.layout.xaxis.matches == "x2"  # shared length axis
     assert scatter_points(fig) == 500 and not any(summary.aggregated.values())
-    top = [t for t in fig.data if t.type == "scattergl" and t.yaxis == "y"]
+    assert {t.type for t in fig.data if is_points(t)} == {"scatter"}  # few points: SVG draws faster
+    top = [t for t in fig.data if is_points(t) and t.yaxis == "y"]
     assert sum(len(t.x) for t in top) == (obs["side"] == "top").sum()
     for t in fig.data:
-        if t.type == "scattergl":  # hover names the station and the scores; click gives the id
+        if is_points(t):  # hover names the station and the scores; click gives the id
             assert "station" in t.hovertemplate and "anomaly score" in t.hovertemplate
             assert set(np.asarray(t.customdata)[:, 0]) <= set(obs["observation_id"])
     # Removed material drawn with open symbols.
-    open_points = sum(len(t.x) for t in fig.data if t.type == "scattergl" and t.marker.symbol >= 100)
+    open_points = sum(len(t.x) for t in fig.data if is_points(t) and t.marker.symbol >= 100)
     assert open_points == (obs["status"] != "kept").sum()  # plotly: +100 is the open variant
     dashes = [s.line.dash for s in fig.layout.shapes]
     assert dashes.count("dash") == 2 and dashes.count("dashdot") == 2  # weld seam and cut, both panels
@@ -83,9 +88,10 @@ def test_coil_map_aggregates_when_zoomed_out_and_not_in_a_narrow_window() -> Non
     fig, summary = coil_map_figure(view, obs, max_points=5_000)
     assert all(summary.aggregated.values())
     assert any(t.type == "heatmap" for t in fig.data)
+    assert {t.type for t in fig.data if is_points(t)} == {"scattergl"}  # many points: WebGL
     assert scatter_points(fig) == 2 * TOP_WHEN_AGGREGATED
     # The most severe stay points.
-    shown = np.concatenate([np.asarray(t.customdata)[:, 3] for t in fig.data if t.type == "scattergl"])
+    shown = np.concatenate([np.asarray(t.customdata)[:, 3] for t in fig.data if is_points(t)])
     assert shown.astype(float).min() >= obs["severity"].quantile(0.85)
     fig, summary = coil_map_figure(view, obs, x_range_mm=(10_000.0, 12_000.0), max_points=5_000)
     assert not any(summary.aggregated.values())
