@@ -202,7 +202,7 @@ def plant_params(size: str) -> PlantParams:
     )
     if size == "small":
         return replace(base, size="small", n_hot_coils=4, hot_length_mm=(60_000.0, 90_000.0),
-                       real_rate_scale=4.0, pseudo_rate_scale=3.0, cluster_share=0.5,
+                       real_rate_scale=3.0, pseudo_rate_scale=2.0, cluster_share=0.5,
                        severe_share=0.5, hsm_rollmark_share=0.5, tcm_rollmark_share=0.5,
                        pl_hole_spacing_mm=30_000.0, cal_max_coil_mm=250_000.0,
                        cal_hole_spacing_mm=60_000.0, weld_group=2, blank_frame_ratio=0.1)
