@@ -96,6 +96,8 @@ def roll_marks(
 ) -> None:
     """Periodic defect series on PIECE_ID (and what its ancestors' stations saw there), the
     period, and the upstream line and roll diameter each points to."""
+    import numpy as np
+
     from fusion.roll_marks import find_roll_marks, trace_roll
     from tracking.coil_map import build_coil_map
 
@@ -148,16 +150,17 @@ def roll_marks(
             if as_csv:
                 series = [cls, sd, frame, f"{s.period_mm:.1f}", len(members), s.n_missing]
                 series += [f"{x[members].min():.0f}", f"{x[members].max():.0f}"]
-                series += ["" if s.y_mm is None else f"{s.y_mm:.0f}", f"{s.p_value:.3f}"]
+                series += [f"{np.median(y[members]):.0f}", f"{s.p_value:.3f}"]
                 for c in cands:
                     roll = [c.piece_id, c.line or "", f"{c.period_mm:.1f}", f"{c.roll_diameter_mm:.1f}"]
                     roll += ["" if c.plausible is None else c.plausible, f"{c.residual_mm:.1f}", ids]
                     writer.writerow(series + roll)
                 continue
+            x0, x1, y_med = x[members].min(), x[members].max(), np.median(y[members])
             click.echo(
-                f"{cls}, {sd}: {len(members)} marks ({s.n_missing} missing) at x {x[members].min():,.0f}.."
-                f"{x[members].max():,.0f} mm, y {s.y_mm:,.0f} mm on {piece_id}; period {s.period_mm:,.1f} mm "
-                f"in the frame of {frame}; p = {s.p_value:.3f}"
+                f"{cls}, {sd}: {len(members)} marks ({s.n_missing} missing) at x {x0:,.0f}..{x1:,.0f} mm, "
+                f"y {y_med:,.0f} mm on {piece_id}; period {s.period_mm:,.1f} mm in the frame of {frame}; "
+                f"p = {s.p_value:.3f}"
             )
             for i, c in enumerate(cands):
                 verdict = {True: "plausible", False: "implausible", None: "no range"}[c.plausible]
@@ -167,6 +170,9 @@ def roll_marks(
                     f"diameter {c.roll_diameter_mm:7,.1f} mm ({verdict}), scatter {c.residual_mm:6.1f} mm"
                 )
             click.echo(f"     observations: {ids}")
+            if len(s.also_seen):
+                also = " ".join(str(v) for v in group["observation_id"].to_numpy()[s.also_seen])
+                click.echo(f"     also seen by other stations: {also}")
     if not as_csv and n_found == 0:
         click.echo(f"no periodic series on {piece_id} ({len(obs)} observations searched)")
 

@@ -31,7 +31,7 @@ The search, in three steps:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -61,6 +61,9 @@ class PeriodicSeries:
     score: float
     p_value: float
     y_mm: float | None
+    # Further sightings of the members (another station saw the same marks), indices like
+    # ``members``.
+    also_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_repeats(self) -> int:
@@ -362,18 +365,38 @@ def find_roll_marks(
         for s in find_periodic_series(mapped.x_mm[idx], ys, **search):  # type: ignore[arg-type]
             found.append((frame, _reindex(s, idx)))
     found.sort(key=lambda f: (f[1].p_value, -len(f[1].members), f[1].residual_mm / f[1].period_mm))
+    tol = float(search.get("tol_mm", 20.0))
+    y_tol = float(search.get("y_tol_mm", 30.0))
     kept: list[tuple[str, PeriodicSeries]] = []
     for frame, s in found:
         mine = set(s.members.tolist())
-        if all(len(mine & set(o.members.tolist())) < 0.5 * len(mine) for _, o in kept):
+        if any(len(mine & set(o.members.tolist())) >= 0.5 * len(mine) for _, o in kept):
+            continue  # the same series, found again in another frame
+        twin = next((i for i, (_, o) in enumerate(kept) if _same_marks(x, y, s, o, tol, y_tol)), None)
+        if twin is None:
             kept.append((frame, s))
+            continue
+        # The same marks seen by another station: one series, more sightings.
+        f0, o = kept[twin]
+        extra = np.setdiff1d(np.concatenate([o.also_seen, s.members, s.also_seen]), o.members)
+        kept[twin] = (f0, replace(o, also_seen=extra))
     return kept
 
 
+def _same_marks(
+    x: np.ndarray, y: np.ndarray, a: PeriodicSeries, b: PeriodicSeries, tol: float, y_tol: float
+) -> bool:
+    """Whether most members of ``a`` lie on members of ``b`` (positions on the analysed piece)."""
+    xb = np.sort(x[b.members])
+    xa = x[a.members]
+    j = np.clip(np.searchsorted(xb, xa), 1, len(xb) - 1)
+    near = np.minimum(np.abs(xa - xb[j - 1]), np.abs(xa - xb[j]))
+    same_y = abs(float(np.median(y[a.members])) - float(np.median(y[b.members]))) <= y_tol
+    return bool(same_y and np.mean(near <= 2 * tol) >= 0.5)
+
+
 def _reindex(s: PeriodicSeries, idx: np.ndarray) -> PeriodicSeries:
-    return PeriodicSeries(
-        s.period_mm, s.phase_mm, idx[s.members], s.repeat_index, s.residual_mm, s.score, s.p_value, s.y_mm
-    )
+    return replace(s, members=idx[s.members], also_seen=idx[s.also_seen])
 
 
 def trace_roll(
