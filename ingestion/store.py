@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import false, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -56,7 +56,9 @@ def lock_for_write(session: Session) -> None:
     every batch wait its turn instead. PostgreSQL locks rows, so nothing to do there.
     """
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(update(m.IngestionFile).where(false()).values(attempts=m.IngestionFile.attempts))
+        raw = session.connection().connection.driver_connection
+        if not raw.in_transaction:
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # --- lines and stations ---------------------------------------------------------------------

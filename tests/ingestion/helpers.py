@@ -22,28 +22,34 @@ from ingestion.config import PlantConfig, config_from_plant
 
 
 class BackgroundScorer(AnomalyScorer):
-    """A real, tiny anomaly scorer: per-pixel deviation from the mean normal background in
-    units of its standard deviation, smoothed (a Gaussian background model). Fits in
-    milliseconds, so the tests run the whole frame path with a fitted model."""
+    """A real, tiny anomaly scorer: how far each pixel lies from its local background (a
+    box blur), in units of the noise of normal tiles, smoothed. Fits in milliseconds, so the
+    tests run the whole frame path with a fitted model."""
 
     kind = "background"
 
-    def __init__(self, *, input_size: int = 128, blur_px: int = 5, pixel_quantile: float = 0.999) -> None:
+    def __init__(self, *, input_size: int = 128, background_px: int = 9, blur_px: int = 5,
+                 pixel_quantile: float = 0.999) -> None:
         self.input_size = input_size
+        self.background_px = background_px
         self.blur_px = blur_px
         self.pixel_quantile = pixel_quantile
 
+    def _residual(self, batch: torch.Tensor) -> torch.Tensor:
+        k = self.background_px
+        return batch - F.avg_pool2d(batch, k, stride=1, padding=k // 2, count_include_pad=False)
+
     def _score_batch(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        z = ((batch - self.mean_) / self.std_).abs()
+        z = self._residual(batch).abs() / self.noise_
         k = self.blur_px
-        maps = F.avg_pool2d(z, k, stride=1, padding=k // 2)[:, 0]
+        maps = F.avg_pool2d(z, k, stride=1, padding=k // 2, count_include_pad=False)[:, 0]
         return maps.numpy(), maps.flatten(1).max(1).values.numpy()
 
     def fit(self, X: Any, y: Any = None) -> BackgroundScorer:
-        batch = resize_batch(check_images(X), self.input_size)
-        self.mean_ = float(batch.median())
-        self.std_ = float(batch.std()) + 1e-6
-        self._calibrate(check_images(X), image_quantile=0.99, pixel_quantile=self.pixel_quantile)
+        images = check_images(X)
+        r = self._residual(resize_batch(images, self.input_size))
+        self.noise_ = float((r - r.median()).abs().median()) * 1.4826 + 1e-6
+        self._calibrate(images, image_quantile=0.99, pixel_quantile=self.pixel_quantile)
         return self
 
 
