@@ -167,3 +167,23 @@ def test_search_in_the_frame_of_the_roll_straightens_the_series() -> None:
     assert set(s.members.tolist()) == set(range(len(k)))
     # Reported once, not once per frame.
     assert len([f for f in found if set(f[1].members.tolist()) & set(range(len(k)))]) == 1
+
+
+def test_marks_seen_by_two_stations_are_one_series() -> None:
+    g = Genealogy.from_operations(
+        parse_events(
+            ['{"op":"create","piece":"C","length_mm":60000,"width_mm":1200,"line":"TCM"}'], "c.jsonl"
+        )
+    )
+    rng = np.random.default_rng(8)
+    marks = 2000.0 + math.pi * 480.0 * np.arange(30)
+    seen = marks[rng.random(30) < 0.7]
+    second = seen + rng.normal(0, 5.0, len(seen))
+    x = np.concatenate([marks, second, rng.uniform(0, 60_000, 20)])
+    y = np.concatenate([np.full(len(marks) + len(second), 100.0), rng.uniform(-600, 600, 20)])
+    found = find_roll_marks(x, y, g, "C", min_period_mm=500, max_period_mm=5000, n_null=19, alpha=0.05)
+    assert len(found) == 1
+    _, s = found[0]
+    both = set(s.members.tolist()) | set(s.also_seen.tolist())
+    assert set(range(len(marks) + len(second))) <= both
+    assert s.period_mm == pytest.approx(math.pi * 480.0, abs=1.0)
