@@ -176,7 +176,7 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     type=click.IntRange(0, 100000),
     help="Guided crop-and-paste images added per epoch.",
 )
-@click.option("--free-per-epoch", default=120, show_default=True, type=click.IntRange(0, 100000))
+@click.option("--free-per-epoch", default=200, show_default=True, type=click.IntRange(0, 100000))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
 def train_segmenter(
@@ -253,11 +253,11 @@ def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ..
     for p in files:
         im = load_gray(p)
         proba = seg.predict_proba([im])[0]
-        label = seg.classes_[int(proba.argmax())] if proba.max() >= seg.threshold else "Free"
+        label = seg.classes_[int(proba.argmax())] if proba.max() >= seg.image_threshold_ else "Free"
         conf = float(proba.max()) if label != "Free" else 1.0 - float(proba.max())
         writer.writerow([str(p), label, f"{conf:.4f}"])
         if out is not None:
-            mask = seg.predict_masks([im])[0].max(0) >= seg.threshold
+            mask = seg.predict_masks([im])[0].max(0) >= seg.pixel_threshold_
             save_gray(out / f"{p.stem}_mask.png", mask.astype(float))
 
 
@@ -332,6 +332,11 @@ def _print_segmenter_figures(m: dict[str, Any]) -> None:
     click.echo(f"mIoU (all classes, background included) {100 * m['mIoU_all']:.2f}")
     click.echo(f"mIoU (defect classes) {100 * m['mIoU_defect']:.2f}")
     click.echo("IoU " + "  ".join(f"{c} {100 * v:.1f}" for c, v in m["IoU"].items() if v is not None))
+    click.echo(
+        "IoU on each class's own images "
+        + "  ".join(f"{c} {100 * v:.1f}" for c, v in m["IoU_own_images"].items() if v is not None)
+    )
+    click.echo(f"thresholds: image {m['image_threshold']}, pixel {m['pixel_threshold']}")
     click.echo(format_confusion(m["confusion"], m["classes"]))
 
 

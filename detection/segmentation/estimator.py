@@ -61,7 +61,9 @@ class DefectSegmenter:
     """Per-class defect masks and image-level class scores (the masks' maxima).
 
     Learned state: ``classes_`` (defect classes; background is implicit), ``net_``, ``mean_``,
-    ``std_``, ``pos_weight_class_``, ``pos_weight_seg_``, ``history_``, ``best_epoch_``.
+    ``std_``, ``pos_weight_class_``, ``pos_weight_seg_``, ``history_``, ``best_epoch_``, and
+    the thresholds chosen on the validation images, ``image_threshold_`` (a class is present
+    when its mask maximum reaches it) and ``pixel_threshold_`` (a pixel is defect).
     """
 
     def __init__(
@@ -73,7 +75,7 @@ class DefectSegmenter:
         epochs: int = 30,
         batch_size: int = 16,
         lr: float = 2e-3,
-        free_per_epoch: int = 120,
+        free_per_epoch: int = 200,
         max_pos_weight_class: float = 8.0,
         max_pos_weight_seg: float = 20.0,
         threshold: float = 0.5,
@@ -220,10 +222,34 @@ class DefectSegmenter:
             self.history_.append(row)
             if log is not None:
                 log(_format_row(row))
+        net.eval()
+        self.image_threshold_ = self.pixel_threshold_ = self.threshold
         if has_val:
             net.load_state_dict(best_state)
-        net.eval()
+            net.eval()
+            self._choose_thresholds(val_images, val_masks)  # type: ignore[arg-type]
         return self
+
+    def _choose_thresholds(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> None:
+        """The image-level and pixel thresholds that do best on the validation images.
+
+        Positive weights make the sigmoid outputs lean towards "defect" (by design: recall), so
+        0.5 is not the best cut; the validation part is where such choices are made.
+        """
+        from detection.segmentation.metrics import IoUAccumulator
+
+        grid = np.round(np.arange(0.3, 0.991, 0.05), 2)
+        scores = self.predict_proba(images)
+        true = np.array([int(np.max(m)) for m in masks])
+        accs = [float((np.where(scores.max(1) >= t, scores.argmax(1) + 1, 0) == true).mean()) for t in grid]
+        self.image_threshold_ = float(grid[int(np.argmax(accs))])
+        accumulators = [IoUAccumulator(len(self.classes_)) for _ in grid]
+        for prob, m in zip(self.predict_masks(images), masks, strict=True):
+            for acc, t in zip(accumulators, grid, strict=True):
+                acc.add(prob, m, float(t))
+        names = ["background", *self.classes_]
+        ious = [acc.result(names)["mIoU_defect"] for acc in accumulators]
+        self.pixel_threshold_ = float(grid[int(np.nanargmax(ious))])
 
     def _target(self, mask: np.ndarray) -> torch.Tensor:
         """Per-class soft mask at the network's low resolution (the fraction of defect pixels)."""
@@ -264,10 +290,10 @@ class DefectSegmenter:
 
     def predict(self, images01: Sequence[np.ndarray], free_label: str = "Free") -> np.ndarray:
         """The class of each image: the most probable defect class, or ``free_label`` below
-        ``threshold``."""
+        ``image_threshold_``."""
         p = self.predict_proba(images01)
         names = np.array(self.classes_, dtype=object)
-        return np.where(p.max(1) >= self.threshold, names[p.argmax(1)], free_label)
+        return np.where(p.max(1) >= self.image_threshold_, names[p.argmax(1)], free_label)
 
     def predict_masks(self, images01: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per-class defect probability maps, each (n_classes, H, W) at its image's size."""
@@ -296,6 +322,8 @@ class DefectSegmenter:
             "normalisation": {"mean": self.mean_, "std": self.std_},
             "pos_weight_class": self.pos_weight_class_,
             "pos_weight_seg": self.pos_weight_seg_,
+            "image_threshold": self.image_threshold_,
+            "pixel_threshold": self.pixel_threshold_,
             "best_epoch": self.best_epoch_,
         }
 
@@ -319,6 +347,8 @@ class DefectSegmenter:
         seg.std_ = float(config["normalisation"]["std"])
         seg.pos_weight_class_ = list(config["pos_weight_class"])
         seg.pos_weight_seg_ = list(config["pos_weight_seg"])
+        seg.image_threshold_ = float(config["image_threshold"])
+        seg.pixel_threshold_ = float(config["pixel_threshold"])
         seg.best_epoch_ = config.get("best_epoch")
         seg.history_ = []
         net = ContextAggregationNetwork(len(seg.classes_), seg.width, seg.dilations, seg.pool)
@@ -354,9 +384,12 @@ def _per_class_loss(lo, yv, lv, lam, pw_c, pw_s) -> list[float]:  # type: ignore
 
 
 def _soft_iou(prob: torch.Tensor, target: torch.Tensor, threshold: float) -> float:
-    """Mean over classes of the dataset-level IoU at low resolution (for model selection)."""
+    """Mean over classes of the dataset-level IoU of low-resolution cells (model selection).
+
+    A cell is defect when any of its pixels is (a blowhole covers a fraction of one cell).
+    """
     p = prob >= threshold
-    t = target >= 0.5
+    t = target > 0.0
     inter = (p & t).sum(dim=(0, 2, 3)).float()
     union = (p | t).sum(dim=(0, 2, 3)).float()
     present = union > 0

@@ -65,9 +65,16 @@ def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str
     all_classes = [MT_FREE, *seg.classes_]
     y = np.array([all_classes.index(it.label) for it in items])
     scores = seg.predict_proba(images)
-    out = image_level_metrics(y, scores, all_classes, seg.threshold)
+    out = image_level_metrics(y, scores, all_classes, seg.image_threshold_)
+    names = ["background", *seg.classes_]
     acc = IoUAccumulator(len(seg.classes_))
-    for prob, m in zip(seg.predict_masks(images), masks, strict=True):
-        acc.add(prob, m, seg.threshold)
-    out.update(acc.result(["background", *seg.classes_]))
+    # The same IoU counted only over each class's own images (false alarms elsewhere ignored).
+    own = {k: IoUAccumulator(len(seg.classes_)) for k in range(1, len(names))}
+    for prob, m, label in zip(seg.predict_masks(images), masks, y, strict=True):
+        acc.add(prob, m, seg.pixel_threshold_)
+        if label > 0:
+            own[int(label)].add(prob, m, seg.pixel_threshold_)
+    out.update(acc.result(names))
+    out["IoU_own_images"] = {names[k]: a.result(names)["IoU"][names[k]] for k, a in own.items()}
+    out.update(image_threshold=seg.image_threshold_, pixel_threshold=seg.pixel_threshold_)
     return out
