@@ -80,3 +80,26 @@ OBSERVATIONS = [
 ]
 
 STATIONS = [("HSM-T", "HSM", "top"), ("TCM-B", "TCM", "bottom"), ("CTL-T", "CTL", "top")]
+
+
+# A plant with every operation, stored in two files (the second consumes pieces of the first),
+# for round trips: maps read back from the database equal the maps of the events themselves.
+RICH_EVENTS_1 = [
+    '{"op":"create","piece":"A","length_mm":60000,"width_mm":1250,"grade":"DX54","line":"HSM"}',
+    '{"op":"create","piece":"B","length_mm":50000,"width_mm":1100,"grade":"DX54","line":"HSM"}',
+    '{"op":"mark","piece":"A","mark":"A/hole1","kind":"hole","x_mm":30000,"y_mm":100}',
+    '{"op":"crop","input":"A","output":"Ac","head_mm":800,"tail_mm":600,"line":"PL"}',
+    '{"op":"crop","input":"B","output":"Bc","head_mm":500,"tail_mm":700,"line":"PL"}',
+    '{"op":"orient","input":"Bc","output":"Bt","how":"turn","line":"PL"}',
+    '{"op":"weld","inputs":["Ac","Bt"],"output":"P","line":"PL"}',
+    '{"op":"trim","input":"P","output":"Pt","os_mm":20,"ds_mm":30,"line":"PL"}',
+]
+RICH_EVENTS_2 = [
+    '{"op":"elongate","input":"Pt","output":"C","knots":[[0,0],[40000,90000],[107400,250000]],"line":"TCM"}',
+    '{"op":"orient","input":"C","output":"Cf","how":"flip_long","line":"CAL"}',
+    '{"op":"cut","input":"Cf","outputs":[{"piece":"K1","from_mm":0,"to_mm":120000},'
+    '{"piece":"K2","from_mm":120000,"to_mm":250000}],"line":"CAL"}',
+    '{"op":"slit","input":"K2","outputs":[{"piece":"K2a","y_from_mm":-525,"y_to_mm":0},'
+    '{"piece":"K2b","y_from_mm":0,"y_to_mm":525}],"line":"SL"}',
+    '{"op":"mark","piece":"K2b","mark":"K2b/paint","kind":"paint","x_mm":1000,"y_mm":0}',
+]
