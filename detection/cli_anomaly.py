@@ -59,6 +59,20 @@ def _files_digest(files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def _command_line() -> str:
+    """The running command as typed, rebuilt from click's context (options not at default)."""
+    ctx = click.get_current_context()
+    words = [ctx.command_path]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            words += [str(v) for v in (value or ())]
+        elif value is not None and value != param.default and value is not False:
+            flag = param.opts[0]
+            words += [flag] if value is True else [flag, str(value)]
+    return " ".join(words)
+
+
 def _log(entry: dict[str, float]) -> None:
     click.echo(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}),
                err=True)
@@ -82,7 +96,8 @@ def _log(entry: dict[str, float]) -> None:
 @click.option("--width", type=int, default=None, help="Network base width (draem/ssim_ae).")
 @click.option("--coreset-size", type=int, default=None, help="patchcore: memory-bank size.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Torch threads (1 is fastest on a shared, busy machine).")
 def train_anomaly(normal_dir: Path, out_path: Path, kind: str, features_path: Path | None,
                   sources_dir: Path | None, steps: int | None, max_minutes: float,
                   input_size: int | None, width: int | None, coreset_size: int | None,
@@ -157,8 +172,7 @@ def train_anomaly(normal_dir: Path, out_path: Path, kind: str, features_path: Pa
         "files_sha1": _files_digest(train_files + val_files),
     }
     manifest = {
-        "command": "coilmap detect " + " ".join(sys.argv[sys.argv.index("train-anomaly"):])
-        if "train-anomaly" in sys.argv else "train_anomaly()",
+        "command": _command_line(),
         "training_seconds": round(seconds, 1),
         "history": getattr(scorer, "history_", None),
         "metrics": {},
@@ -176,7 +190,8 @@ def train_anomaly(normal_dir: Path, out_path: Path, kind: str, features_path: Pa
               help="Write <stem>_heatmap.png overlays into this folder.")
 @click.option("--class-probability", type=float, default=1.0, show_default=True,
               help="Defect-class probability multiplied into the heatmap.")
-@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Torch threads (1 is fastest on a shared, busy machine).")
 def score(images: tuple[Path, ...], model_path: Path | None, heatmap_dir: Path | None,
           class_probability: float, threads: int) -> None:
     """Score images: prints CSV ``path,score,is_defect``."""
@@ -211,7 +226,8 @@ def score(images: tuple[Path, ...], model_path: Path | None, heatmap_dir: Path |
 @click.option("--write-manifest", is_flag=True,
               help="Store the metrics (and this command) in the model's JSON manifest.")
 @click.option("--limit-per-class", type=int, default=None, help="Only the first N test images per class.")
-@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Torch threads (1 is fastest on a shared, busy machine).")
 def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manifest: bool,
                      limit_per_class: int | None, threads: int) -> None:
     """Image and pixel AUROC on the magnetic-tile test part; prints JSON."""
@@ -230,8 +246,7 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
         manifest_path = Path(path).with_suffix(".json")
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
         manifest["metrics"] = {
-            "command": "coilmap detect " + " ".join(sys.argv[sys.argv.index("evaluate-anomaly"):])
-            if "evaluate-anomaly" in sys.argv else "evaluate_anomaly()",
+            "command": _command_line(),
             "data": str(root),
             "split": "test part of MT_Free vs the test part of every defect class",
             **metrics,

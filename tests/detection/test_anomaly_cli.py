@@ -1,0 +1,145 @@
+"""``coilmap detect train-anomaly / score``: tiny end-to-end runs and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from coilmap.cli import main
+from coilmap.datasplit import mt_part
+from detection.anomaly import DEFAULT_MODEL, load_scorer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _write(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+    Image.fromarray(array, mode=mode).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def normal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data") / "MT_Free"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        im = (128 + 10 * rng.standard_normal((48, 40))).clip(0, 255).astype(np.uint8)
+        _write(folder / f"tile_{i}.jpg", im)
+    parts = [mt_part("MT_Free", f"tile_{i}") for i in range(24)]
+    assert parts.count("train") >= 2 and parts.count("val") >= 1
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_model(normal_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "tiny.pt"
+    main_args = ["detect", "train-anomaly", "--normal", str(normal_dir), "--out", str(out),
+                 "--kind", "draem", "--steps", "2", "--input-size", "32", "--width", "4",
+                 "--sources", str(normal_dir)]
+    try:
+        main(main_args)
+    except SystemExit as exc:  # pragma: no cover - a failure shows in the assertion below
+        assert exc.code == 0
+    return out
+
+
+def test_train_then_score_with_heatmaps(tiny_model: Path, normal_dir: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = json.loads(tiny_model.with_suffix(".json").read_text())
+    assert manifest["kind"] == "draem" and manifest["command"].startswith("coilmap detect train-anomaly")
+    assert manifest["training_data"]["n_train"] >= 2 and "torch_version" in manifest
+    images = sorted(normal_dir.glob("*.jpg"))[:3]
+    code, out, err = _run(["detect", "score", "--model", str(tiny_model), *map(str, images),
+                           "--heatmaps", str(tmp_path)], capsys)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "path,score,is_defect" and len(lines) == 4
+    assert all(line.rsplit(",", 1)[1] in ("0", "1") for line in lines[1:])
+    heat = Image.open(tmp_path / f"{images[0].stem}_heatmap.png")
+    assert heat.mode == "RGB" and heat.size == (40, 48)
+
+
+def test_sixteen_bit_and_colour_images_are_read(tiny_model: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    deep = _write(tmp_path / "deep.png", (np.arange(48 * 40).reshape(48, 40) * 30).astype(np.uint16))
+    colour = _write(tmp_path / "colour.png", np.full((48, 40, 3), 120, np.uint8))
+    code, out, err = _run(["detect", "score", "--model", str(tiny_model), str(deep), str(colour)], capsys)
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("truncated", "not a readable image"),
+        ("missing", "no such image file"),
+        ("old_model", "format version"),
+        ("no_model", "no such model file"),
+    ],
+)
+def test_bad_score_input_is_a_clear_error(case: str, message: str, tiny_model: Path, tmp_path: Path,
+                                          normal_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = sorted(normal_dir.glob("*.jpg"))[0]
+    model = tiny_model
+    if case == "truncated":
+        bad = tmp_path / "bad.jpg"
+        bad.write_bytes(image.read_bytes()[:200])
+        image = bad
+    elif case == "missing":
+        image = tmp_path / "nothing.jpg"
+    elif case == "old_model":
+        blob = torch.load(tiny_model, weights_only=True)
+        blob["format_version"] = 99
+        model = tmp_path / "old.pt"
+        torch.save(blob, model)
+    else:
+        model = tmp_path / "absent.pt"
+    code, out, err = _run(["detect", "score", "--model", str(model), str(image)], capsys)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_training_folders_are_clear_errors(tmp_path: Path, normal_dir: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _run(["detect", "train-anomaly", "--normal", str(empty), "--out", str(tmp_path / "m.pt")],
+                        capsys)
+    assert code == 2 and "holds no images" in err
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "a.jpg").write_bytes(next(normal_dir.glob("*.jpg")).read_bytes())
+    code, _, err = _run(["detect", "train-anomaly", "--normal", str(one), "--out", str(tmp_path / "m.pt")],
+                        capsys)
+    assert code == 2 and "at least 2 train" in err
+
+
+def test_default_model_is_in_the_repository_with_its_manifest() -> None:
+    manifest = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    assert manifest["command"].startswith("coilmap detect")
+    assert "image_auroc" in manifest["metrics"] and "pixel_auroc" in manifest["metrics"]
+    assert DEFAULT_MODEL.stat().st_size < 8_000_000
+    scorer = load_scorer()
+    image = np.random.default_rng(0).random((100, 300)).astype(np.float32)
+    assert scorer.score_map(image).shape == (100, 300)
