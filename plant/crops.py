@@ -88,8 +88,8 @@ class CropLibrary:
         img = self.image(stem)
         x0, y0, x1, y1 = (int(v) for v in box_px)
         dev = img[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1] - float(np.median(img))
-        # Keep what stands out of the picture's own texture (a soft threshold at one to three
-        # robust sigmas), so the source's background does not show as a pasted rectangle.
+        # Keep what stands out of the picture's own texture (a soft threshold from half a
+        # robust sigma to two), so the source's background does not show as a rectangle.
         sigma = 1.4826 * float(np.median(np.abs(img - np.median(img)))) + 1e-3
-        weight = np.clip((np.abs(dev) - sigma) / (2 * sigma), 0.0, 1.0)
+        weight = np.clip((np.abs(dev) - 0.5 * sigma) / (1.5 * sigma), 0.0, 1.0)
         return (dev * weight).astype(np.float32)

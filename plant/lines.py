@@ -96,11 +96,13 @@ def _hot_mill(route: Route, p: PlantParams, cat: Catalogue,
 def _groups(ids: list[str], widths: list[float], size: int) -> list[list[str]]:
     """Consecutive pieces of one width, at most ``size`` per group."""
     groups: list[list[str]] = []
+    group_width = 0.0
     for pid, w in zip(ids, widths, strict=True):
-        if groups and len(groups[-1]) < size and abs(widths[ids.index(groups[-1][0])] - w) < 0.01:
+        if groups and len(groups[-1]) < size and abs(group_width - w) < 0.01:
             groups[-1].append(pid)
         else:
             groups.append([pid])
+            group_width = w
     return groups
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from coilmap.errors import InputError
 from plant.crops import Catalogue
 from plant.defects import CATALOGUE_COLUMNS
 from plant.lines import SPEED_MM_S, Route, run_plant
@@ -55,8 +56,6 @@ def simulate_plant(p: PlantParams, seed: int, cat: Catalogue) -> PlantRun:
     """The whole plant and its stations for one seed."""
     validate(p)
     if seed < 0:
-        from coilmap.errors import InputError
-
         raise InputError(f"the seed must be a non-negative integer, got {seed}", field="seed")
     route = run_plant(p, cat, seed)
     catalogue = pd.DataFrame(route.book.rows, columns=list(CATALOGUE_COLUMNS))

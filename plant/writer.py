@@ -163,7 +163,7 @@ def _picture(run: PlantRun, crops: CropLibrary, row: pd.Series, rng: np.random.G
     if bool(row["flip_y"]) != (y_sign < 0):
         pic = pic[:, ::-1]
     # NEU pictures are low-contrast; a real defect on a moving strip reads a bit stronger.
-    gain = 1.6 * APPEARANCE[spec_line].get(cat["true_class"], 1.0)
+    gain = 2.0 * APPEARANCE[spec_line].get(cat["true_class"], 1.0)
     if cat["severity"] == "severe":
         gain *= 1.3
     return np.ascontiguousarray(pic), gain
