@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 import pandas as pd
+from sqlalchemy.exc import IntegrityError
 
 from coilmap.db import make_engine, session_factory, transaction
 from coilmap.db_cli import database_errors
@@ -77,6 +78,12 @@ def import_events_cmd(events_file: Path, url: str | None) -> None:
             summary = import_events(
                 ops, session=session, source=str(events_file), sha256=file_sha256(events_file)
             )
+    except IntegrityError as exc:
+        # Only a concurrent writer gets here (everything else is checked first).
+        first = str(exc.orig).splitlines()[0]
+        raise CoilmapError(
+            f"{events_file}: nothing stored: another import stored the same ids meanwhile ({first})"
+        ) from None
     finally:
         engine.dispose()
     click.echo(

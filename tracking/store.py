@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from coilmap import models as m
@@ -54,11 +55,18 @@ def file_sha256(path: str | Path) -> str:
 
 
 def get_or_create_line(code: str, *, session: Session) -> int:
-    """The id of the line ``code``, created when it is new."""
+    """The id of the line ``code``, created when it is new (safe against a concurrent import
+    creating it too: the insert does nothing on a conflict)."""
     line_id = session.scalar(select(m.Line.id).where(m.Line.code == code))
-    if line_id is None:
-        line_id = session.execute(insert(m.Line).values(code=code).returning(m.Line.id)).scalar_one()
-    return line_id
+    if line_id is not None:
+        return line_id
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(upsert(m.Line).values(code=code).on_conflict_do_nothing(index_elements=["code"]))
+    else:  # pragma: no cover - the two supported databases are handled above
+        session.execute(insert(m.Line).values(code=code))
+    return session.scalars(select(m.Line.id).where(m.Line.code == code)).one()
 
 
 def create_station(

@@ -241,3 +241,29 @@ def test_genealogies_read_back_map_like_the_events(engine: Engine, tmp_path: Pat
                 np.testing.assert_allclose(got.y_mm, want.y_mm, rtol=0, atol=1e-6)
                 assert (got.is_top == want.is_top).all()
                 assert (got.status == want.status).all(), (src, piece)
+
+
+def test_two_writers_create_the_same_line(engine: Engine) -> None:
+    """A line both of two concurrent imports create is stored once; both get its id."""
+    import threading
+
+    from tracking.store import get_or_create_line
+
+    results: dict[str, int] = {}
+    first = session_factory(engine)()
+    first.begin()
+    results["first"] = get_or_create_line("NEW", session=first)
+
+    def second() -> None:
+        with transaction(engine) as session:
+            results["second"] = get_or_create_line("NEW", session=session)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(timeout=0.5)  # the second writer waits for the first one's transaction
+    first.commit()
+    first.close()
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert results["first"] == results["second"]
+    assert _counts(engine)["lines"] == 1
