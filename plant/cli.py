@@ -22,13 +22,17 @@ from plant.params import SIZES
               help="Write frame and ROI images (default: yes, except for --size large).")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Shared data folder (default: COILMAP_SHARED_DATA).")
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Change a plant parameter (plant/params.py), e.g. n_hot_coils=8 or "
+                   "pl_crop_mm=1000,2500. Repeatable.")
 def simulate(size: str, seed: int, out_dir: Path, images: bool | None,
-             data_dir: Path | None) -> None:
+             data_dir: Path | None, overrides: tuple[str, ...]) -> None:
     """Simulate the demo plant: tracking events, station exports and ground truth."""
     from plant.run import simulate_to
 
     t0 = time.perf_counter()
-    counts = simulate_to(out_dir, size=size, seed=seed, images=images, data_dir=data_dir)
+    counts = simulate_to(out_dir, size=size, seed=seed, images=images, data_dir=data_dir,
+                         overrides=list(overrides))
     per_station = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in counts.items()
                             if k.startswith("observations:"))
     click.echo(f"plant {size} seed {seed} -> {out_dir} in {time.perf_counter() - t0:.1f} s: "

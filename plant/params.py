@@ -212,6 +212,44 @@ def plant_params(size: str) -> PlantParams:
     return base
 
 
+def override(p: PlantParams, assignments: list[str]) -> PlantParams:
+    """``p`` with ``name=value`` assignments (numbers; ``a,b`` for ranges), for the CLI.
+
+    >>> override(plant_params("small"), ["n_hot_coils=6", "pl_crop_mm=1000,2500"]).pl_crop_mm
+    (1000.0, 2500.0)
+    >>> override(plant_params("small"), ["colour=blue"])
+    Traceback (most recent call last):
+    ...
+    coilmap.errors.InputError: --set: field colour: no such plant parameter
+    """
+    changes: dict[str, object] = {}
+    for text in assignments:
+        name, sep, value = text.partition("=")
+        name = name.strip()
+        current = getattr(p, name, None)
+        if not sep or name in ("size", "stations", "orientations") or current is None:
+            raise InputError("no such plant parameter" if sep else "expected name=value",
+                             source="--set", field=name or text)
+        try:
+            if isinstance(current, bool):
+                if value.strip().lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                changes[name] = value.strip().lower() in ("true", "1")
+            elif isinstance(current, tuple):
+                kind = int if isinstance(current[0], int) else float
+                changes[name] = tuple(kind(v) for v in value.split(","))
+            else:
+                changes[name] = type(current)(value)
+        except ValueError:
+            raise InputError(f"not a valid value: {value!r}", source="--set",
+                             field=name) from None
+        if isinstance(current, tuple) and len(changes[name]) != len(current) and name != \
+                "hot_widths_mm":
+            raise InputError(f"needs {len(current)} comma-separated values", source="--set",
+                             field=name)
+    return replace(p, **changes)
+
+
 def _check_range(name: str, pair: tuple[float, float], *, allow_zero: bool = False) -> None:
     lo, hi = pair
     bad = lo < 0 or hi < 0 or lo > hi or (not allow_zero and lo == 0)

@@ -75,3 +75,21 @@ def test_simulate_cli_rejects_a_foreign_folder(tmp_path: Path, capsys) -> None:
     assert done.value.code == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_bad_parameters_on_the_command_line_fail_clearly(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["simulate", "--size", "small", "--out", str(tmp_path / "p"), "--no-images",
+              "--set", "hot_length_mm=-5,10"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "field hot_length_mm: lengths must be positive" in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_parameter_overrides_change_the_plant(tmp_path: Path, shared_data: Path) -> None:
+    main(["simulate", "--size", "small", "--out", str(tmp_path / "p"), "--no-images",
+          "--data", str(shared_data), "--set", "n_hot_coils=2", "--set", "weld_group=1"])
+    events = (tmp_path / "p" / "events.jsonl").read_text().splitlines()
+    assert sum('"op":"create"' in e for e in events) == 2
+    assert not any('"op":"weld"' in e for e in events)
