@@ -276,6 +276,12 @@ def index_cmd(source: str, out_dir: Path, embedder: str, model_path: str | None,
     from fusion.search import SimilarityIndex
 
     table = _load(source)
+    no_image = table["path"].isna()
+    if no_image.any():
+        click.echo(f"{int(no_image.sum())} rows without an image are not indexed", err=True)
+        table = table[~no_image]
+    if table.empty:
+        raise InputError("no images to index", source=source)
     if "split" in table:
         table = table[table["split"].isna() | table["split"].isin(parts.split(","))]
     table = table.reset_index(drop=True)

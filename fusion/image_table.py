@@ -7,11 +7,10 @@ One row per image: ``path``, ``label`` and, when known, ``coil``, ``grade``, ``l
   from :mod:`coilmap.datasplit`; there is no metadata, and the audit says so;
 - a CSV with columns ``path,label,coil,grade,line,station,time[,split]`` (paths relative to the
   CSV's folder); only ``path`` and ``label`` are required;
-- the coil model: every observation with a ``plant_class`` and an ``image_ref``, with its
+- the coil model: every observation with a ``plant_class`` (and its ``image_ref``, if any), with its
   station, line, piece grade and time. Its **coil group** is the hot coil (root piece) its
-  piece was rolled from; a piece welded from several hot coils joins them into one group
-  (its observations are not traced back to the one coil they lie on), so grouped splits stay
-  safe at the price of slightly coarser groups.
+  material came from: the piece's only root, or, on a strip welded from several hot coils,
+  the one its spot maps back into through the genealogy.
 """
 
 from __future__ import annotations
@@ -102,7 +101,8 @@ def csv_table(path: Path) -> pd.DataFrame:
 
 
 def db_table(*, session: Session) -> pd.DataFrame:
-    """Every labelled observation with an image, with its metadata and coil group."""
+    """Every observation with a plant class, with its metadata and coil group; ``path`` is its
+    image (empty for a vendor system's defect row without one)."""
     obs, st, ln, pc = m.Observation.__table__, m.Station.__table__, m.Line.__table__, m.Piece.__table__
     rows = session.execute(
         select(
@@ -111,6 +111,9 @@ def db_table(*, session: Session) -> pd.DataFrame:
             obs.c.plant_class,
             obs.c.observed_at,
             obs.c.piece_id,
+            obs.c.x_mm,
+            obs.c.y_mm,
+            obs.c.side,
             st.c.code,
             ln.c.code,
             pc.c.grade,
@@ -118,20 +121,43 @@ def db_table(*, session: Session) -> pd.DataFrame:
         .join(st, st.c.id == obs.c.station_id)
         .join(ln, ln.c.id == st.c.line_id)
         .join(pc, pc.c.id == obs.c.piece_id)
-        .where(obs.c.plant_class.is_not(None), obs.c.image_ref.is_not(None))
+        .where(obs.c.plant_class.is_not(None))
         .order_by(obs.c.id)
     ).all()
-    table = pd.DataFrame(
-        rows, columns=["observation_id", "path", "label", "time", "piece_key", "station", "line", "grade"]
-    )
-    groups = coil_groups(sorted(set(table["piece_key"])), session=session)
-    table["coil"] = table["piece_key"].map(groups)
-    return table.drop(columns=["piece_key"])
+    columns = ["observation_id", "path", "label", "time", "piece_key", "x_mm", "y_mm", "side"]
+    table = pd.DataFrame(rows, columns=[*columns, "station", "line", "grade"])
+    roots = piece_roots(sorted(set(table["piece_key"])), session=session)
+    table["coil"] = table["piece_key"].map(lambda k: roots[k][0] if len(roots[k]) == 1 else None)
+    for key in [k for k, r in roots.items() if len(r) > 1]:
+        _trace_to_roots(table, key, roots[key], session)
+    return table.drop(columns=["piece_key", "x_mm", "y_mm", "side"])
 
 
-def coil_groups(piece_keys: list[int], *, session: Session) -> dict[int, str]:
-    """Coil group of each piece: the piece id of its root hot coil (one recursive query); pieces
-    with several roots join those roots into one group, named by the smallest root id."""
+def _trace_to_roots(table: pd.DataFrame, piece_key: int, roots: list[str], session: Session) -> None:
+    """Coil of each observation on a piece welded from several hot coils: the root whose
+    material the observation's spot came from (mapped back through the genealogy)."""
+    import numpy as np
+
+    from tracking.store import load_genealogy
+
+    rows = np.flatnonzero(table["piece_key"].to_numpy() == piece_key)
+    piece_id = session.scalar(select(m.Piece.piece_id).where(m.Piece.id == piece_key))
+    g = load_genealogy(str(piece_id), session=session, descendants=False)
+    part = table.iloc[rows]
+    x = part["x_mm"].to_numpy(dtype=float)
+    y = part["y_mm"].to_numpy(dtype=float)
+    top = (part["side"] == "top").to_numpy()
+    coil = np.full(len(rows), None, dtype=object)
+    for root in roots:
+        kept = g.map_points(str(piece_id), root, x, y, top).kept & (coil == None)  # noqa: E711
+        coil[kept] = root
+    # A spot that maps into no hot coil lies off the piece (bad data): its group is all roots.
+    coil[coil == None] = "+".join(sorted(roots))  # noqa: E711
+    table.loc[table.index[rows], "coil"] = coil
+
+
+def piece_roots(piece_keys: list[int], *, session: Session) -> dict[int, list[str]]:
+    """The root hot coils (piece ids, sorted) each piece was made from: one recursive query."""
     if not piece_keys:
         return {}
     e, p = m.GenealogyEdge.__table__, m.Piece.__table__
@@ -142,26 +168,11 @@ def coil_groups(piece_keys: list[int], *, session: Session) -> dict[int, str]:
     )
     up = up.union(select(up.c.piece, e.c.parent_id).join(e, e.c.child_id == up.c.anc))
     pairs = session.execute(select(up.c.piece, up.c.anc).where(up.c.anc.not_in(select(e.c.child_id)))).all()
-    root_ids = set(a for _, a in pairs)
-    names = dict(session.execute(select(p.c.id, p.c.piece_id).where(p.c.id.in_(root_ids))).all())
-    # Union-find over roots that share a piece.
-    parent: dict[int, int] = {r: r for r in root_ids}
-
-    def find(r: int) -> int:
-        while parent[r] != r:
-            parent[r] = parent[parent[r]]
-            r = parent[r]
-        return r
-
-    roots_of: dict[int, list[int]] = {}
+    names = dict(session.execute(select(p.c.id, p.c.piece_id).where(p.c.id.in_({a for _, a in pairs}))).all())
+    out: dict[int, list[str]] = {}
     for piece, anc in pairs:
-        roots_of.setdefault(piece, []).append(anc)
-    for roots in roots_of.values():
-        for r in roots[1:]:
-            a, b = find(roots[0]), find(r)
-            if a != b:
-                parent[max(a, b, key=lambda k: names[k])] = min(a, b, key=lambda k: names[k])
-    return {piece: names[find(roots[0])] for piece, roots in roots_of.items()}
+        out.setdefault(piece, []).append(names[anc])
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def load_table(source: str, *, session: Session | None = None) -> pd.DataFrame:
@@ -171,7 +182,7 @@ def load_table(source: str, *, session: Session | None = None) -> pd.DataFrame:
             raise InputError("reading the coil model needs a database session")
         table = db_table(session=session)
         if table.empty:
-            raise InputError("the coil model holds no observations with a plant class and an image")
+            raise InputError("the coil model holds no observations with a plant class")
         return table
     path = Path(source)
     if path.suffix.lower() == ".csv":
