@@ -109,15 +109,36 @@ def wait_idle(page) -> None:  # type: ignore[no-untyped-def]
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=TIMEOUT_MS)
 
 
-def test_coil_map_choose_coil_select_defect_see_images(page, server: str, sample: Sample) -> None:  # type: ignore[no-untyped-def]
+# Where on the screen plotly drew the point with observation id ``id`` (customdata[0]).
+POINT_ON_SCREEN = """(id) => {
+  const gd = document.querySelector('.js-plotly-plot');
+  for (const trace of gd._fullData) {
+    if (!trace.customdata) continue;
+    const k = trace.customdata.findIndex(row => row[0] === id);
+    if (k < 0) continue;
+    const xa = gd._fullLayout[trace.xaxis.replace('x', 'xaxis')];
+    const ya = gd._fullLayout[trace.yaxis.replace('y', 'yaxis')];
+    const box = gd.getBoundingClientRect();
+    return [box.left + xa._offset + xa.l2p(trace.x[k]), box.top + ya._offset + ya.l2p(trace.y[k])];
+  }
+  return null;
+}"""
+
+
+def test_coil_map_choose_coil_click_defect_see_images(page, server: str, sample: Sample) -> None:  # type: ignore[no-untyped-def]
     final, ids = sample.info.shared_defect
     page.goto(server)
     page.get_by_role("heading", name="Coil map").wait_for()
     choose(page, "Coil (", final)
     wait_idle(page)
     page.locator('[data-testid="stMetricValue"]').filter(has_text=final).wait_for()
-    page.locator(".js-plotly-plot").first.wait_for()
-    choose(page, "Defect", f"#{ids[-1]} ")
+    page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for()
+    # Click the final inspection's sighting of a defect that every line saw, on the map.
+    xy = page.evaluate(POINT_ON_SCREEN, ids[-1])
+    assert xy, f"observation {ids[-1]} is not drawn on the coil map"
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    xy = page.evaluate(POINT_ON_SCREEN, ids[-1])
+    page.mouse.click(*xy)
     wait_idle(page)
     page.get_by_role("heading", name=f"Defect #{ids[-1]}").wait_for()
     images = page.locator('[data-testid="stImage"] img')
