@@ -40,6 +40,11 @@ class Operation:
     source: str = "<events>"
     line_no: int = 0
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any], source: str = "<events>", line_no: int = 0) -> Operation:
+        """The operation of one event record (checked exactly as a line of a file is)."""
+        return _operation(record, source, line_no)
+
     def error(self, message: str, field_name: str | None = None) -> InputError:
         return InputError(message, source=self.source, line=self.line_no, field=field_name)
 

@@ -10,9 +10,8 @@ events file imported twice).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from coilmap import models as m
 from coilmap.errors import InputError, NotFoundError
-from tracking.events import Operation, parse_events
+from tracking.events import Operation
 from tracking.genealogy import Genealogy, Piece
 
 # Event fields that say when and on which line an operation happened (optional).
@@ -170,10 +169,10 @@ def _stored_pieces(
 def _operation_from_row(kind: str, params: dict[str, Any], source: str, line_no: int) -> Operation:
     # The stored record is the event exactly as read, so reading it again gives the same
     # operation; only its place in the original file has to be put back.
-    (op,) = parse_events([json.dumps(params)], source=source)
+    op = Operation.from_record(params, source, line_no)
     if op.kind != kind:
         raise RuntimeError(f"stored operation {source}:{line_no} reads back as {op.kind}, not {kind}")
-    return replace(op, line_no=line_no)
+    return op
 
 
 def load_genealogy(piece_id: str, *, session: Session, descendants: bool = True) -> Genealogy:
