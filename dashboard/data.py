@@ -727,3 +727,11 @@ def audit_report(path: str, mtime: float) -> dict:
 def history_csv(url: str, f: HistoryFilter) -> bytes:
     """The defects matching ``f`` as CSV (UTF-8, one row per observation)."""
     return history(url, f).to_csv(index=False).encode("utf-8")
+
+
+@st.cache_resource(ttl=TTL_S, show_spinner="Loading the similar-image index...")
+def search_index(folder: str, mtime: float) -> tuple[Any, dict]:
+    """The similar-image index in ``folder`` (``mtime`` keys the cache to its version)."""
+    from dashboard.tools import load_index
+
+    return load_index(Path(folder))

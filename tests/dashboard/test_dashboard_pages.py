@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dashboard_helpers import APP_DIR, Sample
 from streamlit.testing.v1 import AppTest
@@ -110,14 +111,53 @@ def test_ingestion_shows_failed_run_and_quarantine(use_sample: Sample) -> None:
 def test_data_tools_without_and_with_an_audit_report(
     use_sample: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COILMAP_SEARCH_INDEX", str(tmp_path / "no-index"))
     at = run_page("data_tools")
     assert not at.exception
     assert any("coilmap dataset audit" in i.value for i in at.info)
+    assert any("coilmap dataset index" in i.value for i in at.info)
     report = tmp_path / "audit.json"
-    duplicates = [{"a": "x.png", "b": "y.png", "distance": 0}]
-    report.write_text(json.dumps({"n_images": 1800, "duplicates": duplicates}))
+    per_class = [{"label": "crazing", "n_coils": 3}, {"label": "inclusion", "n_coils": 1}]
+    leakage = {"random_folds": {"verdict": "contaminated"}, "train_to_test": {"verdict": "no alarm"}}
+    findings = ["inclusion comes from a single coil: collect more coils"]
+    report.write_text(
+        json.dumps({"n_images": 1800, "per_class": per_class, "leakage": leakage, "findings": findings})
+    )
     monkeypatch.setenv("COILMAP_AUDIT_REPORT", str(report))
     at = run_page("data_tools")
     assert not at.exception, at.exception
     assert any(m.value == "1800" for m in at.metric)
-    assert list(at.dataframe[0].value.columns) == ["a", "b", "distance"]
+    assert list(at.dataframe[0].value["label"]) == ["crazing", "inclusion"]
+    assert any("contaminated" in e.value for e in at.error)
+    assert any("single coil" in md.value for md in at.markdown)
+
+
+def test_similar_image_search_finds_lookalikes(use_sample: Sample, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("faiss")
+    from dashboard import data
+    from detection.images import load_gray
+    from fusion.embeddings import ThumbnailEmbedder
+    from fusion.search import SimilarityIndex
+
+    stored = data.observations_by_id(use_sample.url, tuple(range(1, 400)))
+    stored = stored[stored["image_ref"].notna()].reset_index(drop=True)
+    emb = ThumbnailEmbedder(16)
+    vectors = emb.embed([load_gray(use_sample.image_root / r) for r in stored["image_ref"]])
+    meta = pd.DataFrame(
+        {"id": stored["observation_id"].astype(str), "path": stored["image_ref"],
+         "label": stored["plant_class"], "line": stored["line"], "station": stored["station"]}
+    )  # fmt: skip
+    SimilarityIndex().fit(vectors, meta).save(tmp_path / "index", {"embedder": emb.name})
+    monkeypatch.setenv("COILMAP_SEARCH_INDEX", str(tmp_path / "index"))
+    at = run_page("data_tools")
+    query = int(stored["observation_id"][0])
+    at.number_input(key="sim_id").set_value(query).run()
+    at.number_input(key="sim_k").set_value(5).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    hits = at.dataframe[-1].value
+    assert len(hits) == 5 and str(query) not in set(hits["id"])  # the query itself is left out
+    assert hits["score"].is_monotonic_decreasing
+    assert len(at.get("image")) == 1 + 5  # the query and each hit, from under the image root
+    at.multiselect(key="sim_stations").set_value(["INSP-T"]).run()
+    assert set(at.dataframe[-1].value["station"]) == {"INSP-T"}
