@@ -42,6 +42,14 @@ def test_coil_view_maps_ancestors_and_draws_what_was_removed(built) -> None:  # 
     assert sorted(round(r["y1_mm"] - r["y0_mm"]) for r in trims) == [20, 30]
     assert obs["class"].notna().all() and obs["severity"].between(0, 1).all()
     assert view.length_scale["G0-H1"] == pytest.approx(2.5)
+    # The cold mill's damaged roll (sample_db.ROLL_PERIOD_MM on the rolled strip), seen by two
+    # stations, found once by the fusion area's search.
+    if data.roll_marks_available():
+        [series] = [r for r in view.roll_marks if r["class"] == "patches"]
+        assert series["period_here_mm"] == pytest.approx(1508.0, abs=10.0)
+        assert set(series["stations"]) == {"TCM-T", "INSP-T"} and len(series["x_mm"]) == 14
+    else:
+        assert view.roll_marks == []
 
 
 @pytest.mark.db
