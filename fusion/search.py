@@ -9,9 +9,10 @@ reports.
 
 Filters are applied inside the search, never after it, so a selective filter still returns
 ``k`` results when ``k`` exist: a selection of at most ``brute_max`` rows is scored exactly
-(their vectors taken from the index), a larger one goes through faiss with an
-``IDSelectorBitmap`` and enough lists probed to expect several times ``k`` selected vectors,
-probing more when that fell short.
+(their vectors taken from the index); a larger one goes through faiss with an
+``IDSelectorBitmap``, scanning every list when the filter keeps at most a quarter of the index
+(exact among the selected) and ``nprobe * n / selected`` lists otherwise, probing more when
+that fell short of ``k``.
 
 >>> rng = np.random.default_rng(0)
 >>> vecs = rng.normal(size=(200, 8)).astype(np.float32)
@@ -261,10 +262,15 @@ class SimilarityIndex:
         sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
         if isinstance(self.index_, faiss.IndexIVF):
             nlist = self.index_.nlist
-            # Probe more lists the more selective the filter: the selected vectors nearest the
-            # query may sit in lists farther away than the unfiltered nearest.
-            widen = min(len(mask) / n_sel, 8.0)
-            nprobe = min(nlist, max(math.ceil(self.nprobe * widen), math.ceil(4 * k * nlist / n_sel)))
+            if n_sel * 4 <= len(mask):
+                # A selective filter: the selected vectors nearest the query may sit in any
+                # list, so scan them all; faiss checks the bitmap before computing a distance,
+                # so this costs a pass over the ids plus one product per selected vector, and
+                # the answer is exact.
+                nprobe = nlist
+            else:
+                # A broad filter: probe more lists the fewer vectors it keeps.
+                nprobe = min(nlist, math.ceil(self.nprobe * len(mask) / n_sel))
             while True:
                 params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
                 scores, rows = self.index_.search(q, k, params=params)
