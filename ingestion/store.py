@@ -100,19 +100,15 @@ def upsert_stations(cfg: PlantConfig, *, session: Session) -> dict[str, int]:
             select(m.Station.code, m.Station.id).where(m.Station.code.in_([st.code for st in cfg.stations]))
         ).all()
     )
+    names = ("line_id", "side", "vendor", "export_kind", "label_map", "calibration")
+    stored = {r.code: r for r in session.execute(select(m.Station.code, *(getattr(m.Station, n) for n in names))
+                                                 .where(m.Station.code.in_(list(ids))))}
     for row in rows:
-        session.execute(
-            update(m.Station)
-            .where(m.Station.id == ids[row["code"]])
-            .values(
-                line_id=row["line_id"],
-                side=row["side"],
-                vendor=row["vendor"],
-                export_kind=row["export_kind"],
-                label_map=row["label_map"],
-                calibration=row["calibration"],
-            )
-        )
+        # Only a changed station is written: every run calls this, and an idle write would
+        # make concurrent workers queue behind each other's row locks.
+        if any(getattr(stored[row["code"]], n) != row[n] for n in names):
+            session.execute(update(m.Station).where(m.Station.id == ids[row["code"]])
+                            .values(**{n: row[n] for n in names}))
     return ids
 
 
