@@ -66,6 +66,10 @@ def _counts(s: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in s.value_counts().sort_index().items()}
 
 
+def _part_order(part: str) -> tuple[int, str]:
+    return (PARTS.index(part) if part in PARTS else len(PARTS), part)
+
+
 def _time_range(t: pd.Series) -> list[str] | None:
     t = t.dropna()
     if t.empty:
@@ -144,7 +148,8 @@ def _split_report(table: pd.DataFrame, has: dict[str, bool], classes: list[str])
     if "split" not in table or not table["split"].notna().any():
         return {"present": False}
     part = table["split"].astype("string")
-    rep: dict[str, Any] = {"present": True, "parts": _counts(part.dropna())}
+    parts = _counts(part.dropna())
+    rep: dict[str, Any] = {"present": True, "parts": {p: parts[p] for p in sorted(parts, key=_part_order)}}
     rep["classes_missing"] = {
         p: [c for c in classes if not ((part == p) & (table["label"] == c)).any()]
         for p in PARTS
@@ -166,6 +171,8 @@ def _split_report(table: pd.DataFrame, has: dict[str, bool], classes: list[str])
     rep["coil_overlap"] = overlap
     if "content_hash" in table:
         h = table[["content_hash", "split", "path"]].dropna()
+        groups = h.groupby("content_hash")["path"].apply(lambda p: sorted(p.astype(str)))
+        rep["identical_files"] = [g for g in groups if len(g) > 1]
         dup = h.groupby("content_hash")["split"].nunique()
         rep["identical_files_across_parts"] = [
             sorted(h.loc[h["content_hash"] == k, "path"].astype(str).tolist()) for k in dup[dup > 1].index
@@ -380,7 +387,10 @@ def audit(
         "class_distribution": {
             "overall": _counts(table["label"]),
             "by_split": {
-                str(p): _counts(g["label"]) for p, g in table.groupby(table["split"].astype("string"))
+                str(p): _counts(g["label"])
+                for p, g in sorted(
+                    table.groupby(table["split"].astype("string")), key=lambda pg: _part_order(str(pg[0]))
+                )
             }
             if "split" in table and table["split"].notna().any()
             else {},
@@ -475,7 +485,8 @@ def render_text(rep: dict[str, Any]) -> str:
                 f"  coils shared {key.replace('_', '/')}: {o['n_coils']} ({o['share']:.0%} of images)"
             )
         if "identical_files_across_parts" in split:
-            lines.append(f"  identical files across parts: {len(split['identical_files_across_parts'])}")
+            n_same, n_across = len(split["identical_files"]), len(split["identical_files_across_parts"])
+            lines.append(f"  identical files: {n_same} groups, across parts: {n_across}")
     else:
         lines.append("split: none in the table")
     lines += ["", f"leakage alarm: {rep['leakage']['verdict'].upper()}", f"  {rep['leakage']['message']}", ""]

@@ -90,13 +90,21 @@ def csv_table(path: Path) -> pd.DataFrame:
     for col in ("path", "label"):
         if col not in table:
             raise InputError(f"missing column {col!r} (columns: {', '.join(CSV_COLUMNS)})", source=str(path))
-    for i, v in enumerate(table["path"]):
-        if pd.isna(v) or not str(v).strip():
-            raise InputError("empty path", source=str(path), line=i + 2, field="path")
+    # An empty path is a defect row without an image (a vendor table's): the audit counts it,
+    # the index skips it.
     base = path.resolve().parent
-    table["path"] = [str(p if Path(p).is_absolute() else base / p) for p in table["path"]]
+    table["path"] = [
+        None if pd.isna(p) or not str(p).strip() else str(p if Path(p).is_absolute() else base / p)
+        for p in table["path"]
+    ]
     if "split" in table:
         table["split"] = table["split"].str.strip().str.lower()
+    try:
+        from fusion.audit import check_table
+
+        check_table(table)
+    except InputError as exc:
+        raise InputError(exc.message, source=str(path), line=exc.line, field=exc.field) from None
     return table
 
 

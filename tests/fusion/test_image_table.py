@@ -70,8 +70,8 @@ def test_csv_paths_are_resolved_and_bad_files_named(tmp_path: Path) -> None:
     (tmp_path / "nolabel.csv").write_text("path\na.png\n")
     with pytest.raises(InputError, match="nolabel.csv: missing column 'label'"):
         csv_table(tmp_path / "nolabel.csv")
-    (tmp_path / "empty_path.csv").write_text("path,label\na.png,x\n,y\n")
-    with pytest.raises(InputError, match="empty_path.csv:3: field path"):
-        csv_table(tmp_path / "empty_path.csv")
+    (tmp_path / "bad_time.csv").write_text("path,label,time\na.png,x,2026-01-01\n,y,soon\n")
+    with pytest.raises(InputError, match="bad_time.csv:3: field time"):
+        csv_table(tmp_path / "bad_time.csv")
     with pytest.raises(InputError, match="not a CSV file"):
         load_table(str(tmp_path / "missing.txt"))
