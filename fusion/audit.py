@@ -474,7 +474,9 @@ def render_text(rep: dict[str, Any]) -> str:
             if "grades" in prof:
                 bits.append("grades " + ", ".join(f"{k} {v}" for k, v in prof["grades"].items()))
             if prof.get("period"):
-                bits.append(f"{prof['period'][0][:10]} .. {prof['period'][1][:10]} ({prof['n_days']} days)")
+                bits.append(
+                    f"{prof['period'][0][:10]} .. {prof['period'][1][:10]} (images on {prof['n_days']} days)"
+                )
             lines.append(f"  {prof['class']}: " + "; ".join(bits))
         lines.append("")
     split = rep["split"]
