@@ -101,14 +101,21 @@ def upsert_stations(cfg: PlantConfig, *, session: Session) -> dict[str, int]:
         ).all()
     )
     names = ("line_id", "side", "vendor", "export_kind", "label_map", "calibration")
-    stored = {r.code: r for r in session.execute(select(m.Station.code, *(getattr(m.Station, n) for n in names))
-                                                 .where(m.Station.code.in_(list(ids))))}
+    stored = {
+        r.code: r
+        for r in session.execute(
+            select(m.Station.code, *(getattr(m.Station, n) for n in names)).where(
+                m.Station.code.in_(list(ids))
+            )
+        )
+    }
     for row in rows:
         # Only a changed station is written: every run calls this, and an idle write would
         # make concurrent workers queue behind each other's row locks.
         if any(getattr(stored[row["code"]], n) != row[n] for n in names):
-            session.execute(update(m.Station).where(m.Station.id == ids[row["code"]])
-                            .values(**{n: row[n] for n in names}))
+            session.execute(
+                update(m.Station).where(m.Station.id == ids[row["code"]]).values(**{n: row[n] for n in names})
+            )
     return ids
 
 
@@ -317,9 +324,9 @@ def quarantine(
 
 
 def set_pending(
-    records: Sequence[tuple[str, str, str]], *, station_id: int, file_id: int, session: Session
+    records: Sequence[tuple[str, str, str, datetime]], *, station_id: int, file_id: int, session: Session
 ) -> None:
-    """``(source_key, piece, reason)`` of records that wait for their piece (first seen kept)."""
+    """``(source_key, piece, reason, first_seen_at)`` of records that wait for their piece."""
     if not records:
         return
     at = now_utc()
@@ -330,10 +337,10 @@ def set_pending(
             "source_key": k,
             "piece": p[:64],
             "reason": r,
-            "first_seen_at": at,
+            "first_seen_at": first,
             "last_seen_at": at,
         }
-        for k, p, r in records
+        for k, p, r, first in records
     ]
     stmt = _insert(session)(m.PendingRecord.__table__)
     stmt = stmt.on_conflict_do_update(

@@ -208,10 +208,10 @@ def _wait_or_give_up(
     """Records ``(source_key, piece, reason, line_no)`` that cannot be stored yet: pending,
     or quarantined once they waited longer than the grace period. Returns (pending,
     quarantined)."""
+    since = st.pending_since([w[0] for w in waiting], session=session) if waiting else {}
     st.clear_file_pending(f.id, session=session)
     if not waiting:
         return 0, 0
-    since = st.pending_since([w[0] for w in waiting], session=session)
     now = datetime.now(UTC)
     grace = ctx.cfg.pending_grace_s
     expired = [w for w in waiting if w[0] in since and (now - since[w[0]]).total_seconds() >= grace]
@@ -234,9 +234,8 @@ def _wait_or_give_up(
             session=session,
         )
     if keep:
-        rows = [(k, p, r) for k, p, r, _ in keep]
+        rows = [(k, p, r, since.get(k, now)) for k, p, r, _ in keep]
         st.set_pending(rows, station_id=ctx.station_id, file_id=f.id, session=session)
-        # set_pending keeps the first-seen time of records that waited before (upsert).
     return len(keep), len(expired)
 
 

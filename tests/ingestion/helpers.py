@@ -28,8 +28,14 @@ class BackgroundScorer(AnomalyScorer):
 
     kind = "background"
 
-    def __init__(self, *, input_size: int = 128, background_px: int = 9, blur_px: int = 5,
-                 pixel_quantile: float = 0.999) -> None:
+    def __init__(
+        self,
+        *,
+        input_size: int = 128,
+        background_px: int = 9,
+        blur_px: int = 5,
+        pixel_quantile: float = 0.999,
+    ) -> None:
         self.input_size = input_size
         self.background_px = background_px
         self.blur_px = blur_px
@@ -58,8 +64,9 @@ def tiny_detector(frames_dir: Path, n_images: int = 3) -> TileDetector:
     tiles = [t for im in imgs for t in tile(im, make_grid(im.shape, tile=256))]
     scorer = BackgroundScorer().fit(tiles)
     crops = [t[:48, :48] for t in tiles[:8]]
-    clf = DefectClassifier(input_px=32, widths=(4, 8), blocks_per_stage=1, epochs=1, batch_size=4, tta=1,
-                           threads=1)
+    clf = DefectClassifier(
+        input_px=32, widths=(4, 8), blocks_per_stage=1, epochs=1, batch_size=4, tta=1, threads=1
+    )
     clf.fit(crops, [i % 2 for i in range(len(crops))], classes=["scratches", "patches"])
     return TileDetector(scorer, clf, min_area_px=24)
 
@@ -77,7 +84,9 @@ def copy_plant(src: Path, dst: Path, *, stations: list[str], max_frames: int | N
             pngs = sorted((sdir / "frames").glob("*.png"))[:max_frames]
             for p in pngs:
                 shutil.copy2(p, dst / "stations" / code / "frames" / p.name)
-                shutil.copy2(p.with_suffix(".json"), dst / "stations" / code / "frames" / p.with_suffix(".json").name)
+                shutil.copy2(
+                    p.with_suffix(".json"), dst / "stations" / code / "frames" / p.with_suffix(".json").name
+                )
     import json
 
     meta = json.loads((dst / "plant.json").read_text())

@@ -31,11 +31,20 @@ def _truth_keys(plant: Path, stations: list[str]) -> set[str]:
 
 def _rows(engine) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     with engine.connect() as c:
-        rows = c.execute(select(m.Observation.source_key, m.Piece.piece_id, m.Observation.side,
-                                m.Observation.x_mm, m.Observation.y_mm, m.Observation.x1_mm,
-                                m.Observation.plant_class, m.Observation.image_ref, m.Observation.heatmap_ref,
-                                m.Observation.anomaly_score)
-                         .join(m.Piece, m.Piece.id == m.Observation.piece_id)).all()
+        rows = c.execute(
+            select(
+                m.Observation.source_key,
+                m.Piece.piece_id,
+                m.Observation.side,
+                m.Observation.x_mm,
+                m.Observation.y_mm,
+                m.Observation.x1_mm,
+                m.Observation.plant_class,
+                m.Observation.image_ref,
+                m.Observation.heatmap_ref,
+                m.Observation.anomaly_score,
+            ).join(m.Piece, m.Piece.id == m.Observation.piece_id)
+        ).all()
     df = pd.DataFrame(rows, columns=["key", "piece", "side", "x", "y", "x1", "cls", "img", "heat", "score"])
     return df.sort_values("key").reset_index(drop=True).round(6)
 
@@ -91,7 +100,9 @@ def test_pending_until_events_arrive(engine, plant_src: Path, tmp_path: Path) ->
     assert count(engine, m.PendingRecord) == 0
 
 
-def test_three_workers_no_duplicate_no_loss(db_url: str, engine, plant_src: Path, detector, tmp_path: Path) -> None:
+def test_three_workers_no_duplicate_no_loss(
+    db_url: str, engine, plant_src: Path, detector, tmp_path: Path
+) -> None:
     plant = copy_plant(plant_src, tmp_path / "plant", stations=[*TABLES, "CAL-T"], max_frames=9)
     cfg = replace(plant_config(plant, tmp_path / "images"), batch_files=1)
     ingest_plant(replace(cfg, stations=()), engine=engine)  # the events
@@ -131,8 +142,11 @@ def test_three_workers_no_duplicate_no_loss(db_url: str, engine, plant_src: Path
 def _quiet(engine, n_expected: int) -> bool:  # type: ignore[no-untyped-def]
     """Everything expected is stored and no file waits."""
     with engine.connect() as c:
-        waiting = c.scalar(select(func.count()).select_from(m.IngestionFile)
-                           .where(m.IngestionFile.state.in_(["new", "pending"])))
+        waiting = c.scalar(
+            select(func.count())
+            .select_from(m.IngestionFile)
+            .where(m.IngestionFile.state.in_(["new", "pending"]))
+        )
         n = c.scalar(select(func.count()).select_from(m.Observation))
     return waiting == 0 and n >= n_expected
 
@@ -164,7 +178,8 @@ def test_scheduler_equals_one_shot(db_url: str, engine, plant_src: Path, detecto
     with engine.connect() as c:
         runs = c.execute(select(m.IngestionRun.status, m.IngestionRun.errors)).all()
     got = _rows(engine)
-    pd.testing.assert_frame_equal(got.drop(columns=["score"]), expected.drop(columns=["score"]),
-                                  obj=f"observations (runs: {runs})")
+    pd.testing.assert_frame_equal(
+        got.drop(columns=["score"]), expected.drop(columns=["score"]), obj=f"observations (runs: {runs})"
+    )
     np.testing.assert_allclose(got["score"].fillna(-1), expected["score"].fillna(-1), rtol=1e-5)
     assert len(runs) > len(cfg.stations) and {r.status for r in runs} == {"ok"}, runs
