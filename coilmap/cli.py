@@ -19,7 +19,7 @@ AREA_COMMANDS: dict[str, str] = {
     "track": "tracking.cli:track",
     "coil": "tracking.cli:coil",
     "simulate": "plant.cli:simulate",
-    "demo": "plant.cli:demo",
+    "demo": "coilmap.demo:demo",
     "eval": "plant.cli:eval_group",
     "detect": "detection.cli:detect",
     "ingest": "ingestion.cli:ingest",
