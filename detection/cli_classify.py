@@ -71,12 +71,13 @@ def _echo_json(obj: Any) -> None:
     type=click.Path(),
     help="Model file to write (a .json manifest is written beside it).",
 )
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--epochs", default=40, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--input-px", default=128, show_default=True, type=click.IntRange(16, 1024))
 @click.option("--blocks-per-stage", default=1, show_default=True, type=click.IntRange(1, 4))
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(2, 1024))
 @click.option(
     "--paste-fraction",
-    default=0.15,
+    default=0.1,
     show_default=True,
     type=click.FloatRange(0.0, 1.0),
     help="Share of training samples made by guided crop-and-paste (needs boxes).",
@@ -89,6 +90,7 @@ def train_classifier(
     epochs: int,
     input_px: int,
     blocks_per_stage: int,
+    batch_size: int,
     paste_fraction: float,
     seed: int,
     threads: int,
@@ -103,6 +105,7 @@ def train_classifier(
     clf = DefectClassifier(
         input_px=input_px,
         blocks_per_stage=blocks_per_stage,
+        batch_size=batch_size,
         epochs=epochs,
         paste_fraction=paste_fraction,
         seed=seed,
