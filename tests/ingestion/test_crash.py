@@ -123,13 +123,16 @@ def throwaway_postgres() -> Iterator[tuple[str, object, object]]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     data, port = root / "data", _free_port()
-    run = lambda *a: subprocess.run(
-        _as_postgres([str(bindir / a[0]), *a[1:]]),
-        check=True,  # noqa: E731
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def run(*a: str) -> None:
+        subprocess.run(
+            _as_postgres([str(bindir / a[0]), *a[1:]]),
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
 
