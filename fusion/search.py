@@ -10,8 +10,8 @@ reports.
 Filters are applied inside the search, never after it, so a selective filter still returns
 ``k`` results when ``k`` exist: a selection of at most ``brute_max`` rows is scored exactly
 (their vectors taken from the index); a larger one goes through faiss with an
-``IDSelectorBitmap``, scanning every list when the filter keeps at most a quarter of the index
-(exact among the selected) and ``nprobe * n / selected`` lists otherwise, probing more when
+``IDSelectorBitmap``, scanning every list when the filter keeps at most 1/16 of the index
+(exact among the selected) and ``2 * nprobe * n / selected`` lists otherwise, probing more when
 that fell short of ``k``.
 
 >>> rng = np.random.default_rng(0)
@@ -41,6 +41,9 @@ META_COLUMNS = ("id", "path", "label", "coil", "grade", "line", "station", "time
 CATEGORIES = ("label", "coil", "grade", "line", "station")
 INDEX_FILE, META_FILE, INFO_FILE = "index.faiss", "meta.parquet", "index.json"
 SCHEMA = "coilmap-similarity-index/1"
+# A filter keeping at most 1/16 of the index scans every inverted list (exact); one keeping
+# more probes ``2 * nprobe * n / selected`` lists (approximate, much faster for a class filter).
+FULL_SCAN_SHARE = 16
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -262,15 +265,16 @@ class SimilarityIndex:
         sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
         if isinstance(self.index_, faiss.IndexIVF):
             nlist = self.index_.nlist
-            if n_sel * 4 <= len(mask):
+            if n_sel * FULL_SCAN_SHARE <= len(mask):
                 # A selective filter: the selected vectors nearest the query may sit in any
-                # list, so scan them all; faiss checks the bitmap before computing a distance,
-                # so this costs a pass over the ids plus one product per selected vector, and
-                # the answer is exact.
+                # list, so scan them all. faiss checks the bitmap before it computes a
+                # distance, so this costs a pass over the ids plus one product per selected
+                # vector, and the answer is exact.
                 nprobe = nlist
             else:
-                # A broad filter: probe more lists the fewer vectors it keeps.
-                nprobe = min(nlist, math.ceil(self.nprobe * len(mask) / n_sel))
+                # A broad filter: probe more lists the fewer vectors it keeps (the cost grows
+                # with the selected vectors in the probed lists, not with the lists).
+                nprobe = min(nlist, math.ceil(2 * self.nprobe * len(mask) / n_sel))
             while True:
                 params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
                 scores, rows = self.index_.search(q, k, params=params)
