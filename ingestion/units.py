@@ -36,6 +36,10 @@ from ingestion.register import register
 from ingestion.tables import BadRecord, read_inspex_sqlite, read_surfspec_csv, source_keys, validate_rows
 
 REFERENCE_FILES = ("marks.csv", "edges.csv")
+_MODELS = Path(__file__).resolve().parent.parent / "detection" / "default_models"
+# The first that exists is the default anomaly scorer (DRAEM scores a frame faster).
+DEFAULT_ANOMALY_MODELS = (_MODELS / "mt_anomaly_draem.pt", _MODELS / "mt_anomaly_ssim_ae.pt")
+DEFAULT_CLASSIFIER_MODEL = _MODELS / "neu_classifier.pt"
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".lock", "-journal", "-wal", "-shm")
 
 
@@ -84,17 +88,18 @@ class StationContext:
         return self._tables[name]
 
     def detector_(self) -> Any:
+        """The frame detector: given, configured ([detector] model files) or the project's
+        default models (``detection/default_models``)."""
         if self.detector is None:
             from detection.worker import load_detector
 
             a, c = self.cfg.anomaly_model, self.cfg.classifier_model
             if a is None:
-                default = Path(__file__).resolve().parent.parent / "detection" / "default_models"
-                a = default / "anomaly.pt"
-                c = c or (default / "classifier.pt" if (default / "classifier.pt").is_file() else None)
+                a = next((p for p in DEFAULT_ANOMALY_MODELS if p.is_file()), DEFAULT_ANOMALY_MODELS[0])
+                c = c or (DEFAULT_CLASSIFIER_MODEL if DEFAULT_CLASSIFIER_MODEL.is_file() else None)
             if not Path(a).is_file():
                 raise InputError(
-                    f"no anomaly model at {a}: train one (`coilmap detect`) or set "
+                    f"no anomaly model at {a}: train one (`coilmap detect train-anomaly`) or set "
                     "[detector] anomaly_model in the configuration"
                 )
             self.detector = load_detector(a, c)
