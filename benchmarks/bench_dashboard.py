@@ -12,8 +12,10 @@ cold caches each repeat:
 3. ``figure``: building the plotly figure (WebGL scatter; density above 20,000 points);
 4. ``to_json``: serialising it (what Streamlit ships to the browser), with its size;
 5. ``page (AppTest)``: one full run of the coil-map page script;
-6. ``browser first render``: a real server and Debian's Chromium, from navigation to the
-   coil map's WebGL canvas on screen (``--browser``, the default when Chromium is there).
+6. ``browser ...``: a real server (its caches warm) and Debian's Chromium, from navigation to
+   the coil map's WebGL canvas with its traces drawn, in a new browser profile and in a
+   returning one, and the ingestion page (no figure) for scale (``--browser``, the default
+   when Chromium is there).
 
 Prints p50/p95 per stage and which stage dominates.
 """
@@ -50,7 +52,11 @@ def _time(fn: Callable[[], object], repeats: int, before: Callable[[], None] | N
     return out
 
 
-def _browser_first_render(url: str, image_root: Path, piece: str, repeats: int) -> list[float]:
+def _browser_first_render(url: str, image_root: Path, piece: str, repeats: int) -> dict[str, list[float]]:
+    """Seconds from navigation to the coil map's WebGL canvas and drawn traces: in a new
+    browser profile (downloads Streamlit's and plotly's scripts again) and in a returning one
+    (scripts cached, a new Streamlit session all the same); and, for scale, the ingestion page
+    (no figure) in the returning profile."""
     from playwright.sync_api import sync_playwright
 
     from dashboard.cli import server_command, server_env
@@ -63,7 +69,16 @@ def _browser_first_render(url: str, image_root: Path, piece: str, repeats: int) 
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    times: list[float] = []
+    drawn = (
+        "() => document.querySelectorAll('.js-plotly-plot .gl-container canvas').length > 0 && "
+        "document.querySelectorAll('.js-plotly-plot .heatmaplayer image, .js-plotly-plot .scatterlayer')"
+        ".length > 0"
+    )
+    times: dict[str, list[float]] = {
+        "browser, new profile": [],
+        "browser, returning": [],
+        "browser, ingestion page": [],
+    }
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -81,23 +96,27 @@ def _browser_first_render(url: str, image_root: Path, piece: str, repeats: int) 
                       "--disable-component-update", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
             )  # fmt: skip
             try:
-                # The first visit warms the server (imports, the engine); then each visit is a new
-                # browser session on a server whose data caches are cleared.
+                returning = browser.new_context(viewport={"width": 1600, "height": 1100}).new_page()
+                # The first visit warms the server (imports, the engine, the coil view's cache).
                 for i in range(repeats + 1):
                     context = browser.new_context(viewport={"width": 1600, "height": 1100})
                     page = context.new_page()
                     t0 = time.perf_counter()
-                    page.goto(f"{base}/?piece={piece}&bench={i}")
-                    page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(timeout=120_000)
-                    page.wait_for_function(
-                        "() => document.querySelectorAll('.js-plotly-plot .scatterlayer, .js-plotly-plot "
-                        ".heatmaplayer image').length > 0",
-                        timeout=120_000,
-                    )
+                    page.goto(f"{base}/?piece={piece}")
+                    page.wait_for_function(drawn, timeout=120_000, polling=50)
                     if i:
-                        times.append(time.perf_counter() - t0)
+                        times["browser, new profile"].append(time.perf_counter() - t0)
                     context.close()
-                    urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).close()
+                    t0 = time.perf_counter()
+                    returning.goto(f"{base}/?piece={piece}")
+                    returning.wait_for_function(drawn, timeout=120_000, polling=50)
+                    if i:
+                        times["browser, returning"].append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    returning.goto(f"{base}/ingestion")
+                    returning.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
+                    if i:
+                        times["browser, ingestion page"].append(time.perf_counter() - t0)
             finally:
                 browser.close()
     finally:
@@ -174,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
 
     stages["page (AppTest)"] = _time(apptest, args.repeats, before=data.coil_view.clear)
     if args.browser:
-        stages["browser first render"] = _browser_first_render(url, tmp / "images", piece, args.repeats)
+        stages.update(_browser_first_render(url, tmp / "images", piece, args.repeats))
     engine.dispose()
 
     n = len(view.observations)
