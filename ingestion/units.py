@@ -386,6 +386,8 @@ def _process_table(ctx: StationContext, f: m.IngestionFile, session: Session) ->
         image_ref[i] = ref
     t0 = ctx.tick("images", t0)
     sel = np.flatnonzero(store)
+    # In the coil map's index order: inserts then touch index pages (and parent rows) in turn.
+    sel = sel[np.lexsort((out["x_mm"][sel], piece_key[sel]))]
     stored = st.store_observations(
         {
             "station_id": ctx.station_id,
