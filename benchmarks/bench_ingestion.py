@@ -181,14 +181,15 @@ def _frames(work: Path, n_frames: int) -> None:
     finally:
         engine.dispose()
     print(
-        f"frames     {s.counts.n_files - 1} frames, {s.n_tiles} tiles, {s.counts.n_observations} observations in "
-        f"{seconds:.2f} s = {s.n_tiles / seconds:.1f} tiles/s ({s.status})"
+        f"frames     {s.counts.n_files - 1} frames, {s.n_tiles} tiles, {s.counts.n_observations} observations"
+        f" in {seconds:.2f} s = {s.n_tiles / seconds:.1f} tiles/s ({s.status})"
     )
     total = sum(s.seconds.values())
     for k, v in sorted(s.seconds.items(), key=lambda kv: -kv[1]):
         print(f"  {k:<16} {v:7.2f} s  {100 * v / seconds:5.1f} %")
     print(
-        f"  {'other':<16} {seconds - total:7.2f} s  {100 * (seconds - total) / seconds:5.1f} %  (model load, scan, runs)"
+        f"  {'other':<16} {seconds - total:7.2f} s  {100 * (seconds - total) / seconds:5.1f} %"
+        "  (model load, scan, run records)"
     )
 
 

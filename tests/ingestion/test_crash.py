@@ -67,7 +67,7 @@ def _consistent(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
 def test_kill_9_mid_batch_then_restart(
     db_url: str, engine, plant_src: Path, detector, tmp_path: Path
 ) -> None:
-    plant = copy_plant(plant_src, tmp_path / "plant", stations=STATIONS, max_frames=8)
+    plant = copy_plant(plant_src, tmp_path / "plant", stations=STATIONS, max_frames=4)
     expected = _reference_keys(plant, detector, tmp_path)
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
@@ -156,7 +156,7 @@ def throwaway_postgres() -> Iterator[tuple[str, object, object]]:
 
 def test_database_goes_away_mid_batch(throwaway_postgres, plant_src: Path, detector, tmp_path: Path) -> None:
     url, start, stop = throwaway_postgres
-    plant = copy_plant(plant_src, tmp_path / "plant", stations=STATIONS, max_frames=6)
+    plant = copy_plant(plant_src, tmp_path / "plant", stations=STATIONS, max_frames=3)
     expected = _reference_keys(plant, detector, tmp_path)
     cfg = replace(plant_config(plant, tmp_path / "images"), batch_files=2)
     upgrade(url)

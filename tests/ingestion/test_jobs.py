@@ -50,7 +50,7 @@ def _rows(engine) -> pd.DataFrame:  # type: ignore[no-untyped-def]
 
 
 def test_plant_once_twice_and_positions(engine, plant_src: Path, detector, tmp_path: Path) -> None:
-    plant = copy_plant(plant_src, tmp_path / "plant", stations=[*TABLES, "CAL-T"], max_frames=8)
+    plant = copy_plant(plant_src, tmp_path / "plant", stations=[*TABLES, "CAL-T"], max_frames=4)
     cfg = plant_config(plant, tmp_path / "images")
     first = ingest_plant(cfg, engine=engine, detector=detector)
     assert first.events.imported and all(r.status == "ok" for r in first.runs), first.text()
@@ -103,7 +103,7 @@ def test_pending_until_events_arrive(engine, plant_src: Path, tmp_path: Path) ->
 def test_three_workers_no_duplicate_no_loss(
     db_url: str, engine, plant_src: Path, detector, tmp_path: Path
 ) -> None:
-    plant = copy_plant(plant_src, tmp_path / "plant", stations=[*TABLES, "CAL-T"], max_frames=9)
+    plant = copy_plant(plant_src, tmp_path / "plant", stations=[*TABLES, "CAL-T"], max_frames=4)
     cfg = replace(plant_config(plant, tmp_path / "images"), batch_files=1)
     ingest_plant(replace(cfg, stations=()), engine=engine)  # the events
     engines = [make_engine(db_url) for _ in range(3)]
@@ -156,7 +156,7 @@ def test_scheduler_equals_one_shot(db_url: str, engine, plant_src: Path, detecto
     from coilmap.migrate import upgrade
     from ingestion.scheduler import build_scheduler
 
-    plant = copy_plant(plant_src, tmp_path / "plant", stations=[*TABLES, "CAL-T"], max_frames=6)
+    plant = copy_plant(plant_src, tmp_path / "plant", stations=[*TABLES, "CAL-T"], max_frames=3)
     cfg = plant_config(plant, tmp_path / "images")
     ref_url = f"sqlite:///{tmp_path / 'one_shot.sqlite'}"
     upgrade(ref_url)
