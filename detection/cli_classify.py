@@ -170,7 +170,20 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
 )
 @click.option("--out", "out_path", required=True, type=click.Path())
 @click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--input-px", default=192, show_default=True, type=click.IntRange(16, 1024))
+@click.option(
+    "--scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 4.0),
+    help="Resize factor applied to every image (1 = native pixels).",
+)
+@click.option(
+    "--crop-px",
+    default=128,
+    show_default=True,
+    type=click.IntRange(8, 2048),
+    help="Side of the square training crops.",
+)
 @click.option("--width", default=24, show_default=True, type=click.IntRange(4, 256))
 @click.option(
     "--synthetic",
@@ -186,7 +199,8 @@ def train_segmenter(
     data_dir: str,
     out_path: str,
     epochs: int,
-    input_px: int,
+    scale: float,
+    crop_px: int,
     width: int,
     synthetic: int,
     free_per_epoch: int,
@@ -200,7 +214,8 @@ def train_segmenter(
 
     data = discover(data_dir)
     seg = DefectSegmenter(
-        input_px=input_px,
+        scale=scale,
+        crop_px=crop_px,
         width=width,
         epochs=epochs,
         free_per_epoch=free_per_epoch,

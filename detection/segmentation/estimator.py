@@ -19,7 +19,7 @@ background and ``k + 1`` for defect class ``k``. Predictions come back at each i
 >>> imgs = [rng.random((40, 36)).astype(np.float32) for _ in range(6)]
 >>> masks = [np.zeros((40, 36), np.int16) for _ in range(6)]
 >>> for m in masks[:3]: m[10:20, 8:16] = 1
->>> seg = DefectSegmenter(input_px=32, width=8, dilations=(1, 2), epochs=1, batch_size=3)
+>>> seg = DefectSegmenter(crop_px=16, width=8, dilations=(1, 2), epochs=1, batch_size=3)
 >>> seg = seg.fit(imgs, masks, classes=["dent"], n_synthetic=0)
 >>> seg.predict_masks(imgs[:2])[0].shape, seg.predict_proba(imgs[:2]).shape
 ((1, 40, 36), (2, 1))
@@ -49,14 +49,6 @@ from detection.classifier.artefact import load_model, save_model
 from detection.segmentation.torch_model import ContextAggregationNetwork
 
 
-def _resize(a: np.ndarray, size_px: int, mode: str = "bilinear") -> torch.Tensor:
-    t = torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32))
-    if t.ndim != 2 or min(t.shape) < 2:
-        raise InputError(f"expected a 2-D grayscale image of at least 2x2 px, got {tuple(t.shape)}")
-    kw = {"antialias": True, "align_corners": False} if mode == "bilinear" else {}
-    return F.interpolate(t[None, None], size=(size_px, size_px), mode=mode, **kw)[0, 0]
-
-
 class DefectSegmenter:
     """Per-class defect masks and image-level class scores (the masks' maxima).
 
@@ -68,7 +60,8 @@ class DefectSegmenter:
 
     def __init__(
         self,
-        input_px: int = 192,
+        scale: float = 1.0,
+        crop_px: int = 128,
         width: int = 24,
         dilations: tuple[int, ...] = (1, 2, 4, 8, 16),
         pool: int = 4,
@@ -79,10 +72,12 @@ class DefectSegmenter:
         max_pos_weight_class: float = 8.0,
         max_pos_weight_seg: float = 20.0,
         threshold: float = 0.5,
+        val_every: int = 2,
         seed: int = 0,
         threads: int = 1,
     ) -> None:
-        self.input_px = input_px
+        self.scale = scale
+        self.crop_px = crop_px
         self.width = width
         self.dilations = dilations
         self.pool = pool
@@ -93,6 +88,7 @@ class DefectSegmenter:
         self.max_pos_weight_class = max_pos_weight_class
         self.max_pos_weight_seg = max_pos_weight_seg
         self.threshold = threshold
+        self.val_every = val_every
         self.seed = seed
         self.threads = threads
 
@@ -108,52 +104,57 @@ class DefectSegmenter:
         n_synthetic: int = 100,
         log: Callable[[str], None] | None = None,
     ) -> DefectSegmenter:
-        """Train on images with int masks (0 background, k+1 class k); select on val."""
-        if self.input_px % self.pool:
-            raise InputError(f"input_px {self.input_px} must be a multiple of pool {self.pool}")
+        """Train on images with int masks (0 background, k+1 class k); select on val.
+
+        Training sees ``crop_px`` square crops of the images at ``scale`` (defect images are
+        cropped around a defect pixel most of the time); prediction runs the fully
+        convolutional network on whole images at the same scale. Small defects so keep their
+        pixels, and a training step costs a crop, not a whole image.
+        """
+        if self.crop_px % self.pool:
+            raise InputError(f"crop_px {self.crop_px} must be a multiple of pool {self.pool}")
+        if len(images) != len(masks) or not images:
+            raise InputError(f"{len(images)} images but {len(masks)} masks")
         torch.set_num_threads(self.threads)
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         n = len(classes)
         self.classes_ = list(classes)
-        if len(images) != len(masks) or not images:
-            raise InputError(f"{len(images)} images but {len(masks)} masks")
-        x_all = torch.stack([_resize(im, self.input_px) for im in images])
-        self.mean_, self.std_ = float(x_all.mean()), float(max(float(x_all.std()), 1e-3))
-        y_all = torch.stack([self._target(m) for m in masks])  # (N, n, h, w) soft, low-res
-        img_pos = torch.stack([torch.as_tensor(self._labels(m)) for m in masks]).float()
+        xs_all = [self._scaled(im) for im in images]
+        ms_all = [self._scaled_mask(m) for m in masks]
+        pix = np.concatenate([x.ravel()[::5] for x in xs_all])
+        self.mean_, self.std_ = float(pix.mean()), float(max(pix.std(), 1e-3))
 
         # Positive weights from the imbalance (square root, capped): images and pixels.
-        pos = img_pos.sum(0).clamp_min(1.0)
-        self.pos_weight_class_ = (
-            ((len(images) - pos) / pos).sqrt().clamp(1.0, self.max_pos_weight_class).tolist()
-        )
-        pix_pos = y_all.sum(dim=(0, 2, 3)).clamp_min(1.0)
-        pix_all = float(y_all.shape[0] * y_all.shape[2] * y_all.shape[3])
-        self.pos_weight_seg_ = (
-            ((pix_all - pix_pos) / pix_pos).sqrt().clamp(1.0, self.max_pos_weight_seg).tolist()
-        )
-        pw_c = torch.tensor(self.pos_weight_class_)
-        pw_s = torch.tensor(self.pos_weight_seg_)[None, :, None, None]
+        img_pos = np.array([self._labels(m) for m in ms_all])
+        pos = np.maximum(img_pos.sum(0), 1.0)
+        self.pos_weight_class_ = np.clip(
+            np.sqrt((len(images) - pos) / pos), 1.0, self.max_pos_weight_class
+        ).tolist()
+        counts = np.array([[np.sum(m == k + 1) for k in range(n)] for m in ms_all], dtype=float)
+        pix_pos = np.maximum(counts.sum(0), 1.0)
+        pix_all = float(sum(m.size for m in ms_all))
+        self.pos_weight_seg_ = np.clip(
+            np.sqrt((pix_all - pix_pos) / pix_pos), 1.0, self.max_pos_weight_seg
+        ).tolist()
+        pw_c = torch.tensor(self.pos_weight_class_, dtype=torch.float32)
+        pw_s = torch.tensor(self.pos_weight_seg_, dtype=torch.float32)[None, :, None, None]
 
-        free = [i for i, m in enumerate(masks) if not np.any(m)]
-        defect = [i for i, m in enumerate(masks) if np.any(m)]
+        free = [i for i, m in enumerate(ms_all) if not np.any(m)]
+        defect = [i for i, m in enumerate(ms_all) if np.any(m)]
         cutouts: dict[int, list[Cutout]] = {}
         for i in defect:
-            for k in np.unique(masks[i]):
+            for k in np.unique(ms_all[i]):
                 if k > 0:
                     cutouts.setdefault(int(k) - 1, []).extend(
-                        cut_mask_blobs(images[i], masks[i] == k, int(k) - 1)
+                        cut_mask_blobs(xs_all[i], ms_all[i] == k, int(k) - 1)
                     )
         synth_p = class_probabilities(np.ones(n))
         has_val = val_images is not None and val_masks is not None and len(val_images) > 0
-        if has_val:
-            xv = torch.stack([_resize(im, self.input_px) for im in val_images])  # type: ignore[union-attr]
-            yv = torch.stack([self._target(m) for m in val_masks])  # type: ignore[union-attr]
-            lv = torch.stack([torch.as_tensor(self._labels(m)) for m in val_masks]).float()  # type: ignore[union-attr]
 
         net = ContextAggregationNetwork(n, self.width, tuple(self.dilations), self.pool)
         self.net_ = net
+        self.image_threshold_ = self.pixel_threshold_ = self.threshold
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
         self.history_: list[dict[str, Any]] = []
@@ -164,31 +165,28 @@ class DefectSegmenter:
             lam = (epoch - 1) / max(self.epochs - 1, 1)
             # This epoch's set: every defect image, a sample of free ones, synthetic pastes.
             pick_free = rng.permutation(free)[: self.free_per_epoch].tolist() if free else []
-            xs = [x_all[i] for i in defect + pick_free]
-            ys = [y_all[i] for i in defect + pick_free]
-            ls = [img_pos[i] for i in defect + pick_free]
+            pairs = [(xs_all[i], ms_all[i]) for i in defect + pick_free]
             if cutouts and free and n_synthetic > 0:
                 for _ in range(n_synthetic):
                     have = np.array([c in cutouts for c in range(n)], dtype=float) * synth_p
                     k = int(rng.choice(n, p=have / have.sum()))
                     src = cutouts[k]
                     pick = [src[int(j)] for j in rng.integers(0, len(src), size=rng.integers(1, 4))]
-                    bg = images[free[int(rng.integers(len(free)))]]
-                    im, lab = paste(bg, pick, rng)
-                    xs.append(_resize(brightness_contrast(im, rng, 0.05, 0.1), self.input_px))
-                    ys.append(self._target(lab))
-                    ls.append(torch.as_tensor(self._labels(lab)).float())
-            order = rng.permutation(len(xs))
+                    im, lab = paste(xs_all[free[int(rng.integers(len(free)))]], pick, rng)
+                    pairs.append((brightness_contrast(im, rng, 0.05, 0.1), lab))
+            order = rng.permutation(len(pairs))
             net.train()
             total = 0.0
             for s in range(0, len(order), self.batch_size):
                 idx = order[s : s + self.batch_size]
                 if len(idx) < 2:
                     continue
-                xb = torch.stack([xs[i] for i in idx])[:, None]
-                yb = torch.stack([ys[i] for i in idx])
-                lb = torch.stack([ls[i] for i in idx])
-                xb, yb = _flip(xb, yb, rng)
+                crops = [self._crop(*pairs[i], rng) for i in idx]
+                xb = torch.stack([torch.from_numpy(c[0]) for c in crops])[:, None]
+                mb = torch.stack([torch.from_numpy(c[1].astype(np.int64)) for c in crops])
+                xb, mb = _flip(xb, mb[:, None], rng)
+                yb = self._target(mb[:, 0])
+                lb = (yb.amax(dim=(2, 3)) > 0).float()
                 xb = (xb - self.mean_) / self.std_
                 loss = self._loss(net, xb, yb, lb, lam, pw_c, pw_s)
                 opt.zero_grad(set_to_none=True)
@@ -197,38 +195,75 @@ class DefectSegmenter:
                 total += loss.item() * len(idx)
             sched.step()
             row: dict[str, Any] = {"epoch": epoch, "lam": lam, "train_loss": total / len(order)}
-            if has_val:
+            if has_val and (epoch % self.val_every == 0 or epoch == self.epochs):
                 net.eval()
-                with torch.no_grad():
-                    lo = torch.cat(
-                        [
-                            net.low_res_logits((xv[s : s + 32, None] - self.mean_) / self.std_)
-                            for s in range(0, len(xv), 32)
-                        ]
-                    )
-                per_class = _per_class_loss(lo, yv, lv, lam, pw_c, pw_s)
-                prob = torch.sigmoid(lo.amax(dim=(2, 3)))
+                lows = [self._low_res_one(im) for im in val_images]  # type: ignore[union-attr]
+                vm = [self._scaled_mask(m) for m in val_masks]  # type: ignore[union-attr]
+                targets = [self._target(torch.from_numpy(m.astype(np.int64))[None])[0] for m in vm]
+                per_class = _per_class_loss(lows, targets, lam, pw_c, pw_s)
+                prob = torch.sigmoid(torch.stack([lo.amax(dim=(1, 2)) for lo in lows]))
                 pred = torch.where(prob.amax(1) >= self.threshold, prob.argmax(1) + 1, 0)
-                true = torch.where(lv.amax(1) > 0, lv.argmax(1) + 1, 0)
+                true = torch.tensor([int(np.max(m)) for m in vm])
                 acc = float((pred == true).float().mean())
-                iou = _soft_iou(torch.sigmoid(lo), yv, self.threshold)
+                iou = _cell_iou(lows, vm, self, self.threshold)
                 row.update(val_acc=acc, val_iou=iou, val_loss_per_class=per_class)
                 synth_p = class_probabilities(per_class)  # guided: hardest classes get most pastes
-                key = (acc + iou, epoch)
-                if best is None or key[0] >= best:
-                    best, self.best_epoch_ = key[0], epoch
+                if best is None or acc + iou >= best:
+                    best, self.best_epoch_ = acc + iou, epoch
                     best_state = copy.deepcopy(net.state_dict())
             row["seconds"] = time.perf_counter() - t0
             self.history_.append(row)
             if log is not None:
                 log(_format_row(row))
         net.eval()
-        self.image_threshold_ = self.pixel_threshold_ = self.threshold
         if has_val:
             net.load_state_dict(best_state)
             net.eval()
             self._choose_thresholds(val_images, val_masks)  # type: ignore[arg-type]
         return self
+
+    def _scaled(self, image: np.ndarray) -> np.ndarray:
+        a = np.asarray(image, dtype=np.float32)
+        if a.ndim != 2 or min(a.shape) < 2:
+            raise InputError(f"expected a 2-D grayscale image of at least 2x2 px, got {a.shape}")
+        if self.scale == 1.0:
+            return a
+        size = (max(2, round(a.shape[0] * self.scale)), max(2, round(a.shape[1] * self.scale)))
+        t = torch.from_numpy(np.ascontiguousarray(a))[None, None]
+        return F.interpolate(t, size=size, mode="bilinear", antialias=True)[0, 0].numpy()
+
+    def _scaled_mask(self, mask: np.ndarray) -> np.ndarray:
+        m = np.asarray(mask, dtype=np.int16)
+        if self.scale == 1.0:
+            return m
+        size = (max(2, round(m.shape[0] * self.scale)), max(2, round(m.shape[1] * self.scale)))
+        t = torch.from_numpy(m.astype(np.float32))[None, None]
+        return F.interpolate(t, size=size, mode="nearest")[0, 0].numpy().astype(np.int16)
+
+    def _crop(
+        self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A ``crop_px`` square of (image, mask), around a defect pixel 80 % of the time."""
+        c = self.crop_px
+        h, w = image.shape
+        ph, pw = max(0, c - h), max(0, c - w)
+        if ph or pw:  # small images are mirrored out to the crop size
+            pad = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2))
+            image, mask = np.pad(image, pad, mode="symmetric"), np.pad(mask, pad, mode="symmetric")
+            h, w = image.shape
+        ys, xs = np.nonzero(mask)
+        if len(ys) and rng.random() < 0.8:
+            j = int(rng.integers(len(ys)))
+            cy = int(ys[j]) + int(rng.integers(-c // 3, c // 3 + 1))
+            cx = int(xs[j]) + int(rng.integers(-c // 3, c // 3 + 1))
+            y0 = int(np.clip(cy - c // 2, 0, h - c))
+            x0 = int(np.clip(cx - c // 2, 0, w - c))
+        else:
+            y0, x0 = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+        return (
+            np.ascontiguousarray(image[y0 : y0 + c, x0 : x0 + c]),
+            np.ascontiguousarray(mask[y0 : y0 + c, x0 : x0 + c]),
+        )
 
     def _choose_thresholds(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> None:
         """The image-level and pixel thresholds that do best on the validation images.
@@ -239,24 +274,24 @@ class DefectSegmenter:
         from detection.segmentation.metrics import IoUAccumulator
 
         grid = np.round(np.arange(0.3, 0.991, 0.05), 2)
-        scores = self.predict_proba(images)
+        scores, probs = self.predict_all(images)
         true = np.array([int(np.max(m)) for m in masks])
         accs = [float((np.where(scores.max(1) >= t, scores.argmax(1) + 1, 0) == true).mean()) for t in grid]
         self.image_threshold_ = float(grid[int(np.argmax(accs))])
         accumulators = [IoUAccumulator(len(self.classes_)) for _ in grid]
-        for prob, m in zip(self.predict_masks(images), masks, strict=True):
+        for prob, m in zip(probs, masks, strict=True):
             for acc, t in zip(accumulators, grid, strict=True):
                 acc.add(prob, m, float(t))
         names = ["background", *self.classes_]
         ious = [acc.result(names)["mIoU_defect"] for acc in accumulators]
         self.pixel_threshold_ = float(grid[int(np.nanargmax(ious))])
 
-    def _target(self, mask: np.ndarray) -> torch.Tensor:
-        """Per-class soft mask at the network's low resolution (the fraction of defect pixels)."""
-        m = torch.as_tensor(np.asarray(mask, dtype=np.int64))
-        onehot = torch.stack([(m == k + 1).float() for k in range(len(self.classes_))])
-        full = F.interpolate(onehot[None], size=(self.input_px, self.input_px), mode="area")
-        return F.avg_pool2d(full, self.pool)[0]
+    def _target(self, masks: torch.Tensor) -> torch.Tensor:
+        """Per-class soft masks (N, n_classes, h/pool, w/pool): the fraction of defect pixels."""
+        onehot = torch.stack([(masks == k + 1).float() for k in range(len(self.classes_))], dim=1)
+        h, w = onehot.shape[-2:]
+        onehot = onehot[..., : h - h % self.pool, : w - w % self.pool]
+        return F.avg_pool2d(onehot, self.pool)
 
     def _labels(self, mask: np.ndarray) -> np.ndarray:
         present = set(np.unique(mask).tolist())
@@ -275,18 +310,29 @@ class DefectSegmenter:
             raise InputError("the segmenter is not trained (call fit or load a model file)")
 
     @torch.no_grad()
-    def _low_res(self, images01: Sequence[np.ndarray]) -> torch.Tensor:
+    def _low_res_one(self, image01: np.ndarray) -> torch.Tensor:
+        """Low-resolution logits (n_classes, h, w) of one whole image at ``scale``.
+
+        The image is mirrored out to a multiple of ``pool``; the cells of the padding are cut
+        off again, so they never count in the mask maxima.
+        """
         self._check_fitted()
         self.net_.eval()
-        x = torch.stack([_resize(im, self.input_px) for im in images01])[:, None]
-        x = (x - self.mean_) / self.std_
-        return torch.cat([self.net_.low_res_logits(x[s : s + 32]) for s in range(0, len(x), 32)])
+        a = self._scaled(image01)
+        h, w = a.shape
+        ph, pw = (-h) % self.pool, (-w) % self.pool
+        if ph or pw:
+            a = np.pad(a, ((0, ph), (0, pw)), mode="symmetric")
+        x = (torch.from_numpy(np.ascontiguousarray(a))[None, None] - self.mean_) / self.std_
+        lo = self.net_.low_res_logits(x)[0]
+        return lo[:, : max(1, h // self.pool), : max(1, w // self.pool)]
 
     def predict_proba(self, images01: Sequence[np.ndarray]) -> np.ndarray:
         """Image-level probability of each defect class (N, n_classes): the mask maxima."""
         if len(images01) == 0:
             return np.zeros((0, len(self.classes_)), np.float32)
-        return torch.sigmoid(self._low_res(images01).amax(dim=(2, 3))).numpy()
+        lows = [self._low_res_one(im) for im in images01]
+        return torch.sigmoid(torch.stack([lo.amax(dim=(1, 2)) for lo in lows])).numpy()
 
     def predict(self, images01: Sequence[np.ndarray], free_label: str = "Free") -> np.ndarray:
         """The class of each image: the most probable defect class, or ``free_label`` below
@@ -297,15 +343,20 @@ class DefectSegmenter:
 
     def predict_masks(self, images01: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per-class defect probability maps, each (n_classes, H, W) at its image's size."""
-        out = []
-        for im in images01:
-            lo = self._low_res([im])
-            out.append(
-                torch.sigmoid(F.interpolate(lo, size=np.shape(im), mode="bilinear", align_corners=False))[
-                    0
-                ].numpy()
-            )
-        return out
+        return [self._upsampled(self._low_res_one(im), np.shape(im)) for im in images01]
+
+    def predict_all(self, images01: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``predict_proba`` and ``predict_masks`` from one pass of the network."""
+        lows = [self._low_res_one(im) for im in images01]
+        if not lows:
+            return np.zeros((0, len(self.classes_)), np.float32), []
+        proba = torch.sigmoid(torch.stack([lo.amax(dim=(1, 2)) for lo in lows])).numpy()
+        return proba, [self._upsampled(lo, np.shape(im)) for lo, im in zip(lows, images01, strict=True)]
+
+    @staticmethod
+    def _upsampled(lo: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+        up = F.interpolate(lo[None], size=tuple(shape), mode="bilinear", align_corners=False)
+        return torch.sigmoid(up)[0].numpy()
 
     # ----------------------------------------------------------------------------- files
     def config(self) -> dict[str, Any]:
@@ -318,7 +369,7 @@ class DefectSegmenter:
                 if not k.endswith("_")
             },
             "classes": list(self.classes_),
-            "input_px": self.input_px,
+            "scale": self.scale,
             "normalisation": {"mean": self.mean_, "std": self.std_},
             "pos_weight_class": self.pos_weight_class_,
             "pos_weight_seg": self.pos_weight_seg_,
@@ -371,27 +422,40 @@ def _flip(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> tuple[t
     return x, y
 
 
-def _per_class_loss(lo, yv, lv, lam, pw_c, pw_s) -> list[float]:  # type: ignore[no-untyped-def]
+def _per_class_loss(lows, targets, lam, pw_c, pw_s) -> list[float]:  # type: ignore[no-untyped-def]
     """Each class's blended loss over the validation images of that class (0 if none)."""
-    lc = F.binary_cross_entropy_with_logits(lo.amax(dim=(2, 3)), lv, pos_weight=pw_c, reduction="none")
-    ls = F.binary_cross_entropy_with_logits(lo, yv, pos_weight=pw_s, reduction="none").mean(dim=(2, 3))
-    both = (1.0 - lam) * lc + lam * ls
+    per_image = []
+    labels = []
+    for lo, t in zip(lows, targets, strict=True):
+        h, w = min(lo.shape[1], t.shape[1]), min(lo.shape[2], t.shape[2])
+        lo, t = lo[:, :h, :w], t[:, :h, :w]
+        lab = (t.amax(dim=(1, 2)) > 0).float()
+        lc = F.binary_cross_entropy_with_logits(lo.amax(dim=(1, 2)), lab, pos_weight=pw_c, reduction="none")
+        ls = F.binary_cross_entropy_with_logits(lo, t, pos_weight=pw_s[0], reduction="none").mean(dim=(1, 2))
+        per_image.append((1.0 - lam) * lc + lam * ls)
+        labels.append(lab)
+    both, lv = torch.stack(per_image), torch.stack(labels)
     out = []
-    for k in range(lo.shape[1]):
+    for k in range(both.shape[1]):
         sel = lv[:, k] > 0
         out.append(float(both[sel, k].mean()) if bool(sel.any()) else 0.0)
     return out
 
 
-def _soft_iou(prob: torch.Tensor, target: torch.Tensor, threshold: float) -> float:
+def _cell_iou(lows, masks, seg, threshold: float) -> float:  # type: ignore[no-untyped-def]
     """Mean over classes of the dataset-level IoU of low-resolution cells (model selection).
 
     A cell is defect when any of its pixels is (a blowhole covers a fraction of one cell).
     """
-    p = prob >= threshold
-    t = target > 0.0
-    inter = (p & t).sum(dim=(0, 2, 3)).float()
-    union = (p | t).sum(dim=(0, 2, 3)).float()
+    n = lows[0].shape[0]
+    inter, union = torch.zeros(n), torch.zeros(n)
+    for lo, m in zip(lows, masks, strict=True):
+        t = seg._target(torch.from_numpy(m.astype(np.int64))[None])[0] > 0
+        h, w = min(lo.shape[1], t.shape[1]), min(lo.shape[2], t.shape[2])
+        p = torch.sigmoid(lo[:, :h, :w]) >= threshold
+        t = t[:, :h, :w]
+        inter += (p & t).sum(dim=(1, 2)).float()
+        union += (p | t).sum(dim=(1, 2)).float()
     present = union > 0
     return float((inter[present] / union[present]).mean()) if bool(present.any()) else 0.0
 

@@ -64,13 +64,13 @@ def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str
     images, masks = load_with_masks(items, seg.classes_)
     all_classes = [MT_FREE, *seg.classes_]
     y = np.array([all_classes.index(it.label) for it in items])
-    scores = seg.predict_proba(images)
+    scores, probs = seg.predict_all(images)
     out = image_level_metrics(y, scores, all_classes, seg.image_threshold_)
     names = ["background", *seg.classes_]
     acc = IoUAccumulator(len(seg.classes_))
     # The same IoU counted only over each class's own images (false alarms elsewhere ignored).
     own = {k: IoUAccumulator(len(seg.classes_)) for k in range(1, len(names))}
-    for prob, m, label in zip(seg.predict_masks(images), masks, y, strict=True):
+    for prob, m, label in zip(probs, masks, y, strict=True):
         acc.add(prob, m, seg.pixel_threshold_)
         if label > 0:
             own[int(label)].add(prob, m, seg.pixel_threshold_)

@@ -19,7 +19,14 @@ from detection.segmentation import DEFAULT_MODEL, DefectSegmenter, load_segmente
 from detection.segmentation.metrics import IoUAccumulator, image_level_metrics
 from detection.segmentation.torch_model import ContextAggregationNetwork
 
-TINY = {"input_px": 32, "width": 8, "dilations": (1, 2, 4), "batch_size": 4, "free_per_epoch": 8}
+TINY = {
+    "crop_px": 24,
+    "width": 8,
+    "dilations": (1, 2, 4),
+    "batch_size": 4,
+    "free_per_epoch": 8,
+    "val_every": 1,
+}
 
 
 def _tiles(n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -99,7 +106,7 @@ def test_a_saved_segmenter_predicts_as_before_and_kinds_do_not_mix(tmp_path: Pat
     with pytest.raises(InputError, match="a segmenter model, not a classifier"):
         DefectClassifier.load(path)
     with pytest.raises(InputError, match="multiple of pool"):
-        DefectSegmenter(input_px=30, pool=4).fit(x, m, classes=["blob", "bar"])
+        DefectSegmenter(crop_px=30, pool=4).fit(x, m, classes=["blob", "bar"])
 
 
 def _write_mt_layout(root: Path) -> Path:
@@ -118,7 +125,7 @@ def test_train_segment_evaluate_from_the_command_line(tmp_path: Path) -> None:
     data = _write_mt_layout(tmp_path / "mt")
     model = tmp_path / "seg.pt"
     runner = CliRunner()
-    args = ["--data", str(data), "--out", str(model), "--epochs", "1", "--input-px", "32"]
+    args = ["--data", str(data), "--out", str(model), "--epochs", "1", "--crop-px", "24"]
     res = runner.invoke(train_segmenter, [*args, "--width", "8", "--synthetic", "4"])
     assert res.exit_code == 0, res.output
     manifest = json.loads(manifest_path(model).read_text())
