@@ -42,7 +42,7 @@ MISSING_FUSION = (
     "No fused classification yet: run `coilmap fuse apply` (colours show the stations' plant classes)."
 )
 MISSING_HEATMAP = (
-    "No anomaly heatmaps in this database yet: run `coilmap detect` with heatmaps (a later migration)."
+    "This database has no anomaly heatmaps (observations.heatmap_ref): run `coilmap db upgrade`."
 )
 MISSING_ROLL_MARKS = "Roll-mark search not installed: it comes with the fusion area (`fusion.roll_marks`)."
 ROLL_MARK_MAX_GROUP = 3000

@@ -40,6 +40,8 @@ def show(url: str, view: CoilView, observation_id: int) -> None:
         key="heatmap_overlay",
         disabled=not data.features(url).heatmap_ref,
     )
+    if not data.features(url).heatmap_ref:
+        notice(data.MISSING_HEATMAP)
     together = seen_together(obs, observation_id, along, across, view.length_scale)
     evidence_ids = [
         int(e["observation_id"]) for e in (decision or {}).get("evidence", []) if e.get("observation_id")
