@@ -2,44 +2,61 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
 
 LAG_WARN_S = 3600.0
+REFRESH_S = 60
 
 url = ui.db_url()
 ui.require_schema(url)
 st.title("Ingestion")
-status = data.ingestion_status(url)
-if status.empty:
-    ui.notice(
-        "No ingestion runs recorded yet: start the jobs with `coilmap scheduler` or run `coilmap ingest`."
-    )
-    st.stop()
-
-failed = status[status["status"] == "failed"]
-late = status[pd.to_numeric(status["lag_s"], errors="coerce") > LAG_WARN_S]
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Stations and lines", len(status))
-m2.metric("Last run failed", len(failed))
-m3.metric(f"Lag over {LAG_WARN_S / 60:.0f} min", len(late))
-m4.metric("Quarantined in last runs", int(status["n_quarantined"].fillna(0).sum()))
-for r in failed.itertuples():
-    st.error(
-        f"Last run of {r.station or r.line} failed at {r.started_at}: {'; '.join(map(str, r.errors or []))}"
-    )
-st.dataframe(
-    status.assign(lag_min=pd.to_numeric(status["lag_s"], errors="coerce") / 60).drop(columns=["lag_s"]),
-    hide_index=True,
-    column_config={
-        "lag_min": st.column_config.NumberColumn("lag (min)", format="%.1f"),
-        "errors": st.column_config.ListColumn("errors"),
-    },
-    key="ing_status",
+auto = st.toggle(
+    "Refresh every minute", key="ing_auto", help="For a screen left open: the run table reloads by itself."
 )
 
+
+@st.fragment(run_every=REFRESH_S if auto else None)
+def last_runs() -> None:
+    if auto:
+        data.ingestion_status.clear()
+    st.caption(f"As of {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC")
+    status = data.ingestion_status(url)
+    if status.empty:
+        ui.notice(
+            "No ingestion runs recorded yet: start the jobs with `coilmap scheduler` or run `coilmap ingest`."
+        )
+        return
+
+    failed = status[status["status"] == "failed"]
+    late = status[pd.to_numeric(status["lag_s"], errors="coerce") > LAG_WARN_S]
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Stations and lines", len(status))
+    m2.metric("Last run failed", len(failed))
+    m3.metric(f"Lag over {LAG_WARN_S / 60:.0f} min", len(late))
+    m4.metric("Quarantined in last runs", int(status["n_quarantined"].fillna(0).sum()))
+    for r in failed.itertuples():
+        errors = "; ".join(map(str, r.errors or []))
+        st.error(f"Last run of {r.station or r.line} failed at {r.started_at}: {errors}")
+    st.dataframe(
+        status.assign(lag_min=pd.to_numeric(status["lag_s"], errors="coerce") / 60).drop(columns=["lag_s"]),
+        hide_index=True,
+        column_config={
+            "lag_min": st.column_config.NumberColumn("lag (min)", format="%.1f"),
+            "errors": st.column_config.ListColumn("errors"),
+        },
+        key="ing_status",
+    )
+
+
+last_runs()
+status = data.ingestion_status(url)
+if status.empty:
+    st.stop()
 backlog = data.file_backlog(url)
 if not backlog.empty:
     st.subheader("Export files by state")

@@ -106,6 +106,9 @@ def test_ingestion_shows_failed_run_and_quarantine(use_sample: Sample) -> None:
     assert {"bad_value", "corrupt_image"} <= set(quarantine["kind"])
     at.selectbox(key="q_station").set_value("INSP-T").run()
     assert set(at.dataframe[-1].value["station"]) == {"INSP-T"}
+    at.toggle(key="ing_auto").set_value(True).run()  # a screen left open on the night shift
+    assert not at.exception, at.exception
+    assert any(c.value.startswith("As of") for c in at.caption) and len(at.dataframe[0].value) == 7
 
 
 def test_data_tools_without_and_with_an_audit_report(
