@@ -292,7 +292,13 @@ def index_cmd(source: str, out_dir: Path, embedder: str, model_path: str | None,
         table["id"] = table["path"]
     emb = make_embedder(embedder, model_path)
     t = time.perf_counter()
-    vectors = embed_files(table["path"].tolist(), emb)
+    files = table["path"].tolist()
+    if source == "db":
+        # The coil model stores image references relative to the image root; the index keeps
+        # them as stored (the dashboard resolves them the same way).
+        root = _image_root()
+        files = [p if Path(p).is_absolute() else str(root / p) for p in files]
+    vectors = embed_files(files, emb)
     index = SimilarityIndex().fit(vectors, table)
     index.save(out_dir, {"embedder": emb.name, "model": model_path, "source": source})
     click.echo(
@@ -376,6 +382,16 @@ def search_cmd(
     hits = index.search(query, k=k, filters=filters, exclude_rows=[exclude])
     cols = ["rank", "score", *META_COLUMNS]
     hits[cols].to_csv(sys.stdout, index=False)
+    if hits.empty:
+        click.echo("no indexed image passes the filters", err=True)
+
+
+def _image_root() -> Path:
+    """Where the coil model's image references point: ``COILMAP_IMAGE_ROOT``, else ``images/``
+    beside the SQLite file, else ``images/`` here (the dashboard's rule)."""
+    from dashboard.settings import image_root
+
+    return image_root()
 
 
 def _observation_image(observation_id: int) -> str:
@@ -388,7 +404,8 @@ def _observation_image(observation_id: int) -> str:
             raise NotFoundError(f"no observation {observation_id} in the coil model")
         if not ref.image_ref:
             raise InputError(f"observation {observation_id} has no image", field="image_ref")
-        return ref.image_ref
+        path = Path(ref.image_ref)
+        return str(path if path.is_absolute() else _image_root() / path)
 
 
 # --- other fusion modules' commands --------------------------------------------------------
