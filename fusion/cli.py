@@ -78,6 +78,11 @@ def _diameter_ranges(values: tuple[str, ...]) -> dict[str, tuple[float, float]]:
     multiple=True,
     help="LINE=MIN:MAX work-roll diameters in mm (defaults: HSM=600:850, TCM=400:600, SPM=400:700).",
 )
+@click.option(
+    "--pool-classes",
+    is_flag=True,
+    help="Search all classes together (a roll whose marks the stations classify inconsistently).",
+)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV, one row per series and candidate roll.")
 def roll_marks(
     piece_id: str,
@@ -92,6 +97,7 @@ def roll_marks(
     n_null: int,
     alpha: float,
     roll_diameters: tuple[str, ...],
+    pool_classes: bool,
     as_csv: bool,
 ) -> None:
     """Periodic defect series on PIECE_ID (and what its ancestors' stations saw there), the
@@ -130,6 +136,8 @@ def roll_marks(
             ]
         )  # fmt: skip
     n_found = 0
+    if pool_classes:
+        obs = obs.assign(plant_class="(any class)")
     for (cls, sd), group in obs.groupby(["plant_class", "side"], sort=True):
         if len(group) < min_marks:
             continue

@@ -79,6 +79,13 @@ def test_roll_marks_on_the_coil_model_point_to_the_hot_mill_roll(
     assert len(best["observation_ids"].split()) == len(k)
     text = CliRunner().invoke(fuse, [*args, "--alpha", "0.05"], catch_exceptions=False).output
     assert "roll diameter" in text and "HSM" in text
+    pooled = CliRunner().invoke(fuse, [*args, "--alpha", "0.05", "--pool-classes", "--csv"]).output
+    assert _rows(pooled)[0]["class"] == "(any class)"
+    # A roll-diameter range that excludes 720 mm makes the hot mill implausible.
+    narrow = CliRunner().invoke(fuse, [*args, "--alpha", "0.05", "--csv", "--roll-diameter", "HSM=500:600"])
+    assert {r["plausible"] for r in _rows(narrow.output) if r["candidate_line"] == "HSM"} == {"False"}
+    bad = CliRunner().invoke(fuse, [*args, "--roll-diameter", "HSM=600"])
+    assert bad.exit_code != 0 and "LINE=MIN:MAX" in str(bad.exception)
 
 
 def test_audit_split_and_audit_again_from_csv(tmp_path: Path) -> None:
