@@ -92,7 +92,7 @@ def timing(args: argparse.Namespace) -> None:
         f"in {time.perf_counter() - t:.1f} s"
     )
     t = time.perf_counter()
-    index = SimilarityIndex(nprobe=args.nprobe).fit(x, meta)
+    index = SimilarityIndex(nlist=args.nlist, nprobe=args.nprobe).fit(x, meta)
     build_s = time.perf_counter() - t
     print(
         f"build: {index.kind_} index, {getattr(index.index_, 'nlist', 0)} lists, nprobe {args.nprobe}: "
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clusters", type=int, default=2000)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--nlist", type=int, default=None, help="inverted lists (default: min(1024, 4 sqrt(n)))")
     ap.add_argument("--nprobe", type=int, default=16)
     ap.add_argument("--build-threads", type=int, default=2)
     ap.add_argument("--query-threads", type=int, default=1)

@@ -122,7 +122,9 @@ def test_bad_input_is_named() -> None:
 def test_benchmark_runs_end_to_end_on_a_small_set(capsys: pytest.CaptureFixture[str]) -> None:
     from benchmarks.bench_search import main
 
-    main(["--n", "51000", "--dim", "8", "--clusters", "50", "--queries", "5", "--timing-only"])
+    main(
+        ["--n", "51000", "--dim", "8", "--clusters", "50", "--nlist", "32", "--queries", "5", "--timing-only"]
+    )
     out = capsys.readouterr().out
     assert "ivf index" in out and "class + grade + month" in out
     rows = [line.split() for line in out.splitlines() if line.startswith(("no filter", "own class"))]
