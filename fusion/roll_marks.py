@@ -32,10 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from coilmap.errors import InputError
+
+if TYPE_CHECKING:
+    from tracking.genealogy import Genealogy
 
 # Harmonics of the period summed in the comb score.
 N_HARMONICS = 4
@@ -327,7 +331,7 @@ def find_periodic_series(
 # --- back through the genealogy -----------------------------------------------------------
 
 
-def roll_frames(genealogy, piece_id: str) -> list[str]:  # genealogy: tracking.genealogy.Genealogy
+def roll_frames(genealogy: Genealogy, piece_id: str) -> list[str]:
     """The piece and its ancestors that left a roll: made by ``create`` (the first mill) or by
     ``elongate`` (a rolling line), nearest first."""
     made_by = {out: op for op in genealogy.operations for out in op.outputs}
@@ -342,7 +346,7 @@ def roll_frames(genealogy, piece_id: str) -> list[str]:  # genealogy: tracking.g
 def find_roll_marks(
     x_mm: np.ndarray,
     y_mm: np.ndarray | None,
-    genealogy,
+    genealogy: Genealogy,
     piece_id: str,
     **search: float,
 ) -> list[tuple[str, PeriodicSeries]]:
@@ -402,7 +406,7 @@ def _reindex(s: PeriodicSeries, idx: np.ndarray) -> PeriodicSeries:
 def trace_roll(
     member_x_mm: np.ndarray,
     repeat_index: np.ndarray,
-    genealogy,  # tracking.genealogy.Genealogy (kept untyped: the core imports no tracking at import time)
+    genealogy: Genealogy,
     piece_id: str,
     *,
     member_y_mm: np.ndarray | None = None,
