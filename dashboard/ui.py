@@ -50,17 +50,19 @@ def open_coil_map(piece_id: str) -> None:
     st.switch_page("pages/coil_map.py")
 
 
-def first_customdata(point: dict) -> int:
-    """The id in ``customdata[0]`` of a selected plotly point (a list, or an object keyed by
+def first_customdata(point: dict) -> object:
+    """``customdata[0]`` of a selected plotly point (a list, a scalar, or an object keyed by
     position when the figure shipped customdata as a typed array).
 
     >>> first_customdata({"customdata": [17.0, 0.5]}), first_customdata({"customdata": {"0": 17, "1": 0.5}})
-    (17, 17)
+    (17.0, 17)
+    >>> first_customdata({"customdata": ["G0-C1"]}), first_customdata({"customdata": "G0-C1"})
+    ('G0-C1', 'G0-C1')
     """
     data = point["customdata"]
     if isinstance(data, dict):
         data = [data[k] for k in sorted(data, key=int)]
-    return int(data[0]) if isinstance(data, list | tuple) else int(data)
+    return data[0] if isinstance(data, list | tuple) else data
 
 
 def piece_picker(url: str, *, final_only_default: bool = True) -> str | None:

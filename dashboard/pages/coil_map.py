@@ -76,7 +76,7 @@ shown = filter_observations(
 
 chart_key = f"coil_map_chart_{piece}"
 points = (st.session_state.get(chart_key) or {}).get("selection", {}).get("points", [])
-clicked = [ui.first_customdata(p) for p in points if p.get("customdata") is not None]
+clicked = [int(ui.first_customdata(p)) for p in points if p.get("customdata") is not None]
 if clicked and clicked[0] != st.session_state.get("cm_last_click"):
     st.session_state["cm_last_click"] = clicked[0]
     st.session_state["cm_defect"] = int(clicked[0])

@@ -26,7 +26,7 @@ chart_key = f"genealogy_chart_{piece}"
 event = st.plotly_chart(
     genealogy_figure(nodes, edges), key=chart_key, on_select="rerun", selection_mode=("points",)
 )
-clicked = [p["customdata"][0] for p in event.selection.points if p.get("customdata")] if event else []
+clicked = [ui.first_customdata(p) for p in event.selection.points if p.get("customdata")] if event else []
 if clicked:
     ui.open_coil_map(str(clicked[0]))
 

@@ -173,3 +173,17 @@ def test_history_filter_and_csv_download(page, server: str, tmp_path: Path) -> N
     assert rows and {r["class"] for r in rows} == {"inclusion"}
     assert {"observation_id", "station", "grade", "x_mm", "y_mm"} <= set(rows[0])
     page.screenshot(path=str(ARTIFACTS / "defect-history.png"), full_page=True)
+
+
+def test_genealogy_click_a_piece_opens_its_coil_map(page, server: str, sample: Sample) -> None:  # type: ignore[no-untyped-def]
+    final, _ = sample.info.shared_defect
+    hot = final.split("-")[0] + "-H1"
+    page.goto(f"{server}/genealogy?piece={final}")
+    page.get_by_role("heading", name="Genealogy").wait_for()
+    page.locator(".js-plotly-plot .scatterlayer .point").first.wait_for()
+    wait_idle(page)
+    xy = page.evaluate(POINT_ON_SCREEN, hot)
+    assert xy, f"{hot} is not drawn in the genealogy of {final}"
+    page.mouse.click(*xy)
+    page.get_by_role("heading", name="Coil map").wait_for()
+    page.locator('[data-testid="stMetricValue"]').filter(has_text=hot).wait_for()
