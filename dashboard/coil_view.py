@@ -74,7 +74,27 @@ def cut_lines(g: Genealogy, piece_id: str, margin_mm: float) -> list[dict]:
         for x in res.x_mm:
             if -margin_mm <= x <= length + margin_mm:
                 out.setdefault(round(float(x), 1), {"x_mm": float(x), "label": f"{op.kind} of {src}"})
-    return sorted(out.values(), key=lambda d: d["x_mm"])
+    return merge_close(sorted(out.values(), key=lambda d: d["x_mm"]), max(100.0, 0.005 * length))
+
+
+def merge_close(lines: list[dict], tol_mm: float) -> list[dict]:
+    """Lines closer than ``tol_mm`` drawn as one (a coil's head often carries the crops and cuts
+    of several ancestors within a few metres), labelled by the first and how many more.
+
+    >>> lines = [{"x_mm": 0.0, "label": "a"}, {"x_mm": 50.0, "label": "b"}, {"x_mm": 900.0, "label": "c"}]
+    >>> merge_close(lines, 100)
+    [{'x_mm': 0.0, 'label': 'a +1'}, {'x_mm': 900.0, 'label': 'c'}]
+    """
+    out: list[dict] = []
+    count = 0
+    for line in lines:
+        if out and line["x_mm"] - out[-1]["x_mm"] < tol_mm:
+            count += 1
+            out[-1]["label"] = f"{out[-1]['label'].split(' +')[0]} +{count}"
+            continue
+        out.append(dict(line))
+        count = 0
+    return out
 
 
 def _removed_rects(op_kind: str, rec: dict, length_mm: float, width_mm: float, kept_out: set[str]) -> list:

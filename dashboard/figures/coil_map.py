@@ -92,7 +92,7 @@ def coil_map_figure(
         summary.n_points[side] = len(part)
         _points(traces, part, row, colours, symbols, legend=row == 1 or not summary.n_points.get("top"))
     _legend_for_stations(traces, symbols)
-    shapes, annotations = _lines(traces, view)
+    shapes, annotations = _lines(traces, view, (x_lo, x_hi))
     for row, side in enumerate(SIDES, start=1):
         annotations += _roll_marks(traces, view, side, row)
     if selected_id is not None:
@@ -290,8 +290,11 @@ def _vline(x: float, row: int, line: dict) -> dict:
             "line": line}  # fmt: skip
 
 
-def _lines(fig: _Traces, view: CoilView) -> tuple[list[dict], list[dict]]:
-    """Weld seams, cut lines and holes; returns the layout's shapes and annotations."""
+def _lines(fig: _Traces, view: CoilView, window: tuple[float, float]) -> tuple[list[dict], list[dict]]:
+    """Weld seams, cut lines and holes; returns the layout's shapes and annotations (a cut
+    line closer than 2 % of the window to the last labelled one is drawn without a label)."""
+    min_gap = 0.02 * (window[1] - window[0])
+    last_label = -np.inf
     shapes: list[dict] = []
     notes: list[dict] = []
     for mark in view.marks:
@@ -322,6 +325,9 @@ def _lines(fig: _Traces, view: CoilView) -> tuple[list[dict], list[dict]]:
         shapes += [
             _vline(cut["x_mm"], row, {"color": "#111", "dash": "dashdot", "width": 1.5}) for row in (1, 2)
         ]
+        if cut["x_mm"] - last_label < min_gap:
+            continue
+        last_label = cut["x_mm"]
         notes.append({"x": cut["x_mm"], "y": 0.5, "yref": "paper", "text": cut["label"], "showarrow": False,
                       "textangle": -90, "font": {"size": 10, "color": "#111"}, "xshift": -8})  # fmt: skip
     notes.append({"x": 0, "y": 1.0, "yref": "paper", "text": "head", "showarrow": False, "yanchor": "bottom",

@@ -10,6 +10,7 @@ import pytest
 
 MODULES = (
     "dashboard.images",
+    "dashboard.coil_view",
     "dashboard.ui",
     "dashboard.tools",
     "dashboard.figures.palette",
