@@ -75,7 +75,9 @@ def server(sample: Sample) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(server: str):  # type: ignore[no-untyped-def]
+def page():  # type: ignore[no-untyped-def]
+    """One browser page for every scenario (tests ask for it before ``server``, so a missing
+    Chromium skips them before a server starts)."""
     if not CHROMIUM.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is required under CI=true (apt-get install chromium)")
