@@ -259,8 +259,9 @@ def main(argv: list[str] | None = None) -> None:
                 _pg_admin(base, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             pg = results["postgresql"]["rate"]
             print(
-                f"PostgreSQL end to end / bare COPY = {pg / anchor:.3f}; end to end / COPY into observations = "
-                f"{pg / floor:.2f}; SQLite / PostgreSQL = {results['sqlite']['rate'] / pg:.2f}"
+                f"PostgreSQL end to end / bare COPY = {pg / anchor:.3f}; "
+                f"end to end / COPY into observations = {pg / floor:.2f}; "
+                f"SQLite / PostgreSQL = {results['sqlite']['rate'] / pg:.2f}"
             )
         else:
             print("PostgreSQL skipped (give --postgres URL or set COILMAP_TEST_POSTGRES_URL)")
