@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -144,11 +145,18 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.getLogger("streamlit").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    try:
+        _run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, tmp: Path) -> None:
     from dashboard import data
     from dashboard.figures.coil_map import coil_map_figure
     from dashboard.sample_db import build
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     url = args.url or f"sqlite:///{tmp / 'coilmap.sqlite'}"
     t0 = time.perf_counter()
     info = build(url, tmp / "images", groups=1, big_coil=args.observations)

@@ -270,58 +270,43 @@ def roll_marks_available() -> bool:
 
 
 def roll_mark_series(obs: pd.DataFrame, g: Any, piece_id: str) -> list[dict]:
-    """Roll-mark series among the observations kept on the piece, per station, surface and
-    class, found by the fusion area's search (``fusion.roll_marks``) in the piece's frame and in
-    the frame of every ancestor that left a roll; the same series seen by several stations is
-    listed once with all of them. Groups above ``ROLL_MARK_MAX_GROUP`` observations are not
-    searched (the search compares every pair of lags)."""
+    """Roll-mark series among the observations kept on the piece, per surface and class, found
+    by the fusion area's search (``fusion.roll_marks``) in the piece's frame and in the frame of
+    every ancestor that left a roll; a series several stations saw is one series (fusion's
+    ``also_seen``). 49 shuffles (p >= 0.02) keep a coil's first view fast; groups above
+    ``ROLL_MARK_MAX_GROUP`` observations are not searched (the search compares every pair of
+    lags)."""
     if not roll_marks_available() or obs.empty:
         return []
     from fusion.roll_marks import find_roll_marks
 
     kept = obs[obs["status"] == "kept"]
-    keys = ["station", "side", "class"]
-    sizes = kept.groupby(keys, sort=False).size()
-    small = sizes[(sizes >= 4) & (sizes <= ROLL_MARK_MAX_GROUP)]
-    if small.empty:
-        return []
-    kept = kept[pd.MultiIndex.from_frame(kept[keys]).isin(small.index)]
     out: list[dict] = []
-    for (station, side, cls), part in kept.groupby(keys, sort=True):
+    for (side, cls), part in kept.groupby(["side", "class"], sort=True):
+        if not 4 <= len(part) <= ROLL_MARK_MAX_GROUP:
+            continue
         x = part["x_mm"].to_numpy(dtype=np.float64)
         y = part["y_mm"].to_numpy(dtype=np.float64)
+        stations = part["station"].to_numpy(dtype=object)
         try:
-            found = find_roll_marks(x, y, g, piece_id, n_null=99, alpha=0.02)
+            found = find_roll_marks(x, y, g, piece_id, n_null=49, alpha=0.02)
         except CoilmapError:
             continue
         for frame, series in found:
-            members = np.sort(x[series.members])
-            same = next(
-                (
-                    o
-                    for o in out
-                    if o["side"] == side
-                    and o["class"] == cls
-                    and abs(o["x_mm"][0] - members[0]) < 0.25 * series.period_mm
-                    and abs(len(o["x_mm"]) - len(members)) <= 3
-                ),
-                None,
-            )
-            if same is not None:
-                same["stations"].append(station)
-                continue
+            members = np.asarray(series.members, dtype=np.int64)
+            seen = np.concatenate([members, np.asarray(getattr(series, "also_seen", []), dtype=np.int64)])
             out.append(
                 {
                     "side": side,
                     "class": cls,
-                    "stations": [station],
-                    "x_mm": members.tolist(),
-                    "y_mm": float(np.median(y[series.members])),
+                    "stations": sorted({str(s) for s in stations[seen]}),
+                    "x_mm": np.sort(x[members]).tolist(),
+                    "y_mm": float(np.median(y[members])),
                     "period_mm": float(series.period_mm),
                     # The period on this piece (the search may report it in an ancestor's frame).
                     "period_here_mm": float(
-                        abs(np.polyfit(series.repeat_index, x[series.members], 1)[0])
-                        if len(series.members) > 1
+                        abs(np.polyfit(series.repeat_index, x[members], 1)[0])
+                        if len(members) > 1
                         else series.period_mm
                     ),
                     "frame": frame,
