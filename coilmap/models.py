@@ -348,3 +348,21 @@ class PendingRecord(Base):
     reason: Mapped[str] = mapped_column(Text)
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
+
+
+class FusionResult(Base):
+    """The fused decision on one observation: class, probabilities, and the upstream evidence
+    it used (station, piece, distance, class, probability of each matched upstream observation),
+    so a person can see why."""
+
+    __tablename__ = "fusion_results"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    observation_id: Mapped[int] = mapped_column(BigId, ForeignKey("observations.id"), unique=True)
+    fused_class: Mapped[str] = mapped_column(String(64), index=True)
+    fused_probability: Mapped[float]
+    # Probability that the observation is a real defect (not dirt, oil, water or nothing).
+    real_probability: Mapped[float]
+    evidence: Mapped[list[Any]] = mapped_column(JSON)
+    model_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
