@@ -85,28 +85,41 @@ def _log(entry: dict[str, float]) -> None:
               help="Model file to write (.pt); a .json manifest is written beside it.")
 @click.option("--kind", type=click.Choice(KINDS), default="draem", show_default=True)
 @click.option("--features", "features_path", type=click.Path(path_type=Path), default=None,
-              help="patchcore/ocsvm: a trained DRAEM model whose encoder gives the features "
-                   "(default: train one first with the same budget).")
+              help="patchcore/ocsvm: a trained model whose learned features to reuse (draem, "
+                   "patchcore or ocsvm); default: train a feature network first.")
+@click.option("--features-kind", type=click.Choice(["selfsup", "draem"]), default="selfsup",
+              show_default=True,
+              help="patchcore/ocsvm without --features: the feature network to train "
+                   "(selfsup: Perlin-anomaly segmentation on crops; draem: a DRAEM model).")
 @click.option("--sources", "sources_dir", type=click.Path(path_type=Path), default=None,
               help="draem: texture images for synthetic anomalies (default: NEU train images).")
 @click.option("--steps", type=int, default=None, help="Training steps (draem/ssim_ae).")
 @click.option("--max-minutes", type=float, default=12.0, show_default=True,
               help="Wall-clock budget of gradient training.")
-@click.option("--input-size", type=int, default=None, help="Working size in pixels.")
+@click.option("--input-size", type=int, default=None, help="Square working size in pixels.")
+@click.option("--input-scale", type=float, default=None,
+              help="patchcore/ocsvm: scale images by this factor keeping their aspect ratio "
+                   "instead of resizing them to the square --input-size.")
 @click.option("--width", type=int, default=None, help="Network base width (draem/ssim_ae).")
 @click.option("--coreset-size", type=int, default=None, help="patchcore: memory-bank size.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Torch threads (1 is fastest on a shared, busy machine).")
-def train_anomaly(normal_dir: Path, out_path: Path, kind: str, features_path: Path | None,
-                  sources_dir: Path | None, steps: int | None, max_minutes: float,
-                  input_size: int | None, width: int | None, coreset_size: int | None,
-                  seed: int, threads: int) -> None:
+def train_anomaly(
+    normal_dir: Path, out_path: Path, kind: str, features_path: Path | None, features_kind: str,
+    sources_dir: Path | None, steps: int | None, max_minutes: float, input_size: int | None,
+    input_scale: float | None, width: int | None, coreset_size: int | None, seed: int, threads: int,
+) -> None:
     """Train an anomaly scorer on defect-free images and save it with its manifest."""
     import torch
 
-    from detection.anomaly.artefact import load, save
+    from detection.anomaly.artefact import load, save, scorer_classes
     from detection.anomaly.draem.scorer import DraemScorer
+    from detection.anomaly.features import selfsup as _selfsup_module  # noqa: F401
+
+    # Import every module a run needs now, not after minutes of training: a lazily imported
+    # module would come from whatever the source tree holds by then.
+    scorer_classes()
 
     torch.set_num_threads(threads)
     train_files, val_files, class_dir = _split_normal(normal_dir)
@@ -116,7 +129,18 @@ def train_anomaly(normal_dir: Path, out_path: Path, kind: str, features_path: Pa
     common: dict[str, Any] = {"seed": seed}
     if input_size is not None:
         common["input_size"] = input_size
+    if input_scale is not None:
+        if kind not in ("patchcore", "ocsvm"):
+            raise InputError("--input-scale applies to patchcore and ocsvm only")
+        common["input_scale"] = input_scale
     budget = max_minutes * 60
+
+    def sources() -> list[np.ndarray]:
+        if sources_dir is not None:
+            return [load_gray(p) for p in image_files(sources_dir)]
+        from detection.anomaly.mt_data import neu_train_sources
+
+        return neu_train_sources(shared_data_dir())
 
     def draem(**extra: Any) -> DraemScorer:
         params = dict(common, max_seconds=budget, **extra)
@@ -124,13 +148,29 @@ def train_anomaly(normal_dir: Path, out_path: Path, kind: str, features_path: Pa
             params["steps"] = steps
         if width is not None:
             params["base_width"] = width
-        if sources_dir is not None:
-            sources = [load_gray(p) for p in image_files(sources_dir)]
-        else:
-            from detection.anomaly.mt_data import neu_train_sources
+        return DraemScorer(**params).fit(train, X_val=val, sources=sources(), log=_log)
 
-            sources = neu_train_sources(shared_data_dir())
-        return DraemScorer(**params).fit(train, X_val=val, sources=sources, log=_log)
+    def selfsup() -> Any:
+        from detection.anomaly.base import resize_batch, resize_keep_aspect
+        from detection.anomaly.features.selfsup import train_perlin_segnet
+
+        extra: dict[str, Any] = {"steps": steps} if steps is not None else {}
+        if width is not None:
+            extra["width"] = width
+        if "input_scale" in common:
+            scale = common["input_scale"]
+            train_t = [resize_keep_aspect(im, scale) for im in train]
+            val_t = [resize_keep_aspect(im, scale) for im in val]
+        else:
+            size = common.setdefault("input_size", 256)
+            train_t, val_t = list(resize_batch(train, size)), list(resize_batch(val, size))
+        net, history = train_perlin_segnet(
+            train_t, val_t, sources(), max_seconds=budget, seed=seed, log=_log, **extra
+        )
+        feature_history.extend(history)
+        return net
+
+    feature_history: list[dict[str, float]] = []
 
     if kind == "draem":
         scorer: Any = draem()
@@ -146,13 +186,17 @@ def train_anomaly(normal_dir: Path, out_path: Path, kind: str, features_path: Pa
     else:
         if features_path is not None:
             base = load(features_path)
-            extractor = getattr(base, "model_", None)
+            extractor = getattr(base, "feature_extractor", None) or getattr(base, "model_", None)
             if not hasattr(extractor, "features"):
-                raise InputError(f"a {base.kind} model gives no features; use a draem model",
-                                 source=str(features_path))
+                raise InputError(f"a {base.kind} model gives no features; use a draem, "
+                                 "patchcore or ocsvm model", source=str(features_path))
             common.setdefault("input_size", base.input_size)
-        else:
+            if getattr(base, "input_scale", None) is not None:
+                common.setdefault("input_scale", base.input_scale)
+        elif features_kind == "draem":
             extractor = draem().model_
+        else:
+            extractor = selfsup()
         if kind == "patchcore":
             from detection.anomaly.patchcore.scorer import PatchCoreScorer
 
@@ -174,7 +218,7 @@ def train_anomaly(normal_dir: Path, out_path: Path, kind: str, features_path: Pa
     manifest = {
         "command": _command_line(),
         "training_seconds": round(seconds, 1),
-        "history": getattr(scorer, "history_", None),
+        "history": getattr(scorer, "history_", None) or feature_history or None,
         "metrics": {},
     }
     manifest_path = save(scorer, out_path, training_data=training_data, manifest=manifest)

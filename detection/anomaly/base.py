@@ -1,9 +1,15 @@
 """The scikit-learn contract shared by every anomaly scorer.
 
 Images are 2-D float arrays in [0, 1] of any size (``detection.images.load_gray``). A scorer
-resizes each image to its square working size ``input_size`` (magnetic-tile crops vary from
-about 100 to 630 pixels a side, so a fixed working size keeps batches and memory banks
-uniform), computes a map there and resizes the map back to the image's own size.
+brings each image to its working resolution, computes a map there and resizes the map back to
+the image's own size. Two ways, by the scorer's parameters:
+
+- ``input_scale`` set (PatchCore, one-class SVM): every image is scaled by that factor keeping
+  its aspect ratio (sides rounded to a multiple of 16, the deepest stride) and scored on its
+  own, so the texture scale is the same in every image (plant frames, tiles of any size);
+- otherwise every image is resized to the square ``input_size`` and scored in batches. The
+  magnetic-tile models use this: crops of about 100-630 x 220-400 pixels are squashed to one
+  square (measured better than keeping the aspect ratio there, docs/detection-anomaly.md).
 
 Sign convention: higher = more anomalous, everywhere. ``score_samples`` is the raw image score,
 ``decision_function`` is ``score - threshold_`` (positive = defect), ``predict`` is 1 for a
@@ -13,7 +19,7 @@ plant operator reads "higher is worse" more easily.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,6 +58,16 @@ def resize_batch(images: list[np.ndarray], size: int) -> torch.Tensor:
     return out
 
 
+def resize_keep_aspect(image01: np.ndarray, scale: float, multiple: int = 16) -> torch.Tensor:
+    """(1, 1, h, w) tensor of ``image01`` scaled by ``scale``, sides rounded to ``multiple``."""
+    h, w = image01.shape
+    size = tuple(max(multiple, int(round(v * scale / multiple)) * multiple) for v in (h, w))
+    t = torch.from_numpy(np.ascontiguousarray(image01, dtype=np.float32))[None, None]
+    if size == (h, w):
+        return t
+    return F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
 def resize_map(score_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A working-size map resized (bilinear) to an image's own ``shape``."""
     if score_map.shape == shape:
@@ -69,6 +85,7 @@ class AnomalyScorer(BaseEstimator):
 
     kind: ClassVar[str] = ""
     input_size: int
+    input_scale: float | None = None
     batch_size: int = 32
 
     # -- to implement -------------------------------------------------------------------------
@@ -86,13 +103,21 @@ class AnomalyScorer(BaseEstimator):
         if not hasattr(self, "threshold_"):
             raise InputError(f"this {type(self).__name__} is not fitted yet; call fit first")
 
+    def _batches(self, images: list[np.ndarray]) -> Iterator[torch.Tensor]:
+        """The images at working resolution: one by one (``input_scale``) or square batches."""
+        if self.input_scale is not None:
+            for im in images:
+                yield resize_keep_aspect(im, self.input_scale)
+        else:
+            for start in range(0, len(images), self.batch_size):
+                yield resize_batch(images[start : start + self.batch_size], self.input_size)
+
     def _score_all(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
         maps: list[np.ndarray] = []
         scores: list[np.ndarray] = []
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                chunk = images[start : start + self.batch_size]
-                m, s = self._score_batch(resize_batch(chunk, self.input_size))
+            for batch in self._batches(images):
+                m, s = self._score_batch(batch)
                 maps.extend(m)
                 scores.append(s)
         return maps, np.concatenate(scores).astype(np.float64)

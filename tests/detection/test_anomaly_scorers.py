@@ -58,7 +58,8 @@ def random_extractor() -> DraemModel:
 
 def _scorers(extractor: DraemModel) -> list:
     return [
-        PatchCoreScorer(feature_extractor=extractor, input_size=64, coreset_size=200),
+        PatchCoreScorer(feature_extractor=extractor, input_size=64, coreset_size=200,
+                        patch_stride_px=4),
         OcsvmScorer(feature_extractor=extractor, input_size=64, n_samples=500),
         DraemScorer(input_size=32, base_width=4, steps=2, batch_size=4),
         SsimAeScorer(input_size=128, latent_dim=8, width=4, window_stride=64, steps=1, batch_size=2),
@@ -95,6 +96,32 @@ def test_memory_bank_finds_the_hole(fitted, data) -> None:
     # the map peaks on the hole, not elsewhere
     peak = np.unravel_index(np.argmax(m), m.shape)
     assert 14 <= peak[0] <= 38 and 19 <= peak[1] <= 43
+
+
+def test_keep_aspect_scoring_matches_image_sizes(data, random_extractor) -> None:
+    scorer = PatchCoreScorer(feature_extractor=random_extractor, input_scale=1.0, coreset_size=200,
+                             patch_stride_px=4).fit(data["train"], X_val=data["val"])
+    maps, scores = scorer.score_maps_and_samples(data["test"] + data["defect"])
+    assert [m.shape for m in maps] == [im.shape for im in data["test"] + data["defect"]]
+    assert scores[2:].min() > scores[:2].max()  # the holes, at every aspect ratio
+
+
+def test_selfsupervised_features_train_and_plug_in(data, tmp_path) -> None:
+    from detection.anomaly.base import resize_keep_aspect
+    from detection.anomaly.features.selfsup import train_perlin_segnet
+
+    tensors = [resize_keep_aspect(im, 1.0) for im in data["train"]]
+    net, history = train_perlin_segnet(tensors, tensors[:2], [], width=4, crop_px=32, steps=3,
+                                       batch_size=4)
+    assert [h["step"] for h in history] == [3] and np.isfinite(history[0]["val_loss"])
+    scorer = PatchCoreScorer(feature_extractor=net, input_size=64, coreset_size=100).fit(
+        data["train"], X_val=data["val"])
+    path = tmp_path / "pc.pt"
+    artefact.save(scorer, path, training_data={}, manifest={})
+    again = artefact.load(path)
+    assert type(again.feature_extractor).__name__ == "PerlinSegNet"
+    np.testing.assert_allclose(again.score_samples(data["defect"]), scorer.score_samples(data["defect"]),
+                               rtol=1e-5)
 
 
 def test_artefact_round_trip(fitted, data, tmp_path) -> None:

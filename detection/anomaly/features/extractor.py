@@ -30,12 +30,10 @@ class FeatureExtractor(Protocol):
 def _registry() -> dict[str, tuple[type[nn.Module], tuple[str, ...]]]:
     """Class name -> (class, names of its constructor arguments kept as attributes)."""
     from detection.anomaly.draem.torch_model import DraemModel
-    from detection.anomaly.features.pcanet import PcaNet
     from detection.anomaly.features.selfsup import PerlinSegNet
 
     return {
         "DraemModel": (DraemModel, ("base_width",)),
-        "PcaNet": (PcaNet, ("n1", "n2", "k1", "k2")),
         "PerlinSegNet": (PerlinSegNet, ("width",)),
     }
 

@@ -81,34 +81,37 @@ class PerlinSegNet(nn.Module):
 
 
 def _crops(
-    images: torch.Tensor, n: int, size: int, sources: Sequence[np.ndarray], rng: np.random.Generator,
-    p_anomaly: float,
+    images: Sequence[torch.Tensor], n: int, size: int, sources: Sequence[np.ndarray],
+    rng: np.random.Generator, p_anomaly: float, p_crack: float = 0.3,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` random crops (flipped at random) with synthetic anomalies, and their masks.
+    """``n`` random crops (flipped at random) with synthetic anomalies, and their masks, from
+    images of any size (each (1, 1, H, W) or (1, H, W), at least ``size`` a side).
 
     Crops are standardised with their *image's* statistics, as whole images are at test time.
     """
-    s = images.shape[-1]
-    flat = images.flatten(1)
-    means, stds = flat.mean(1), flat.std(1) + 1e-3
+    planes = [im.reshape(im.shape[-2], im.shape[-1]) for im in images]
+    means = [float(p.mean()) for p in planes]
+    stds = [float(p.std()) + 1e-3 for p in planes]
     xs, ms = [], []
     for _ in range(n):
-        k = int(rng.integers(0, len(images)))
-        y, x = (int(v) for v in rng.integers(0, s - size + 1, 2))
-        crop = images[k, 0, y : y + size, x : x + size].numpy()
+        k = int(rng.integers(0, len(planes)))
+        h, w = planes[k].shape
+        y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        crop = planes[k][y : y + size, x : x + size].numpy()
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         if rng.random() < 0.5:
             crop = crop[::-1]
-        aug, mask = synthesize(np.ascontiguousarray(crop), sources, rng, p_anomaly=p_anomaly)
-        xs.append((aug - float(means[k])) / float(stds[k]))
+        aug, mask = synthesize(np.ascontiguousarray(crop), sources, rng, p_anomaly=p_anomaly,
+                               p_crack=p_crack)
+        xs.append((aug - means[k]) / stds[k])
         ms.append(mask)
     return torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ms))[:, None]
 
 
 def train_perlin_segnet(
-    images: torch.Tensor,
-    val_images: torch.Tensor,
+    images: Sequence[torch.Tensor],
+    val_images: Sequence[torch.Tensor],
     sources: Sequence[np.ndarray],
     *,
     width: int = 24,
@@ -121,8 +124,9 @@ def train_perlin_segnet(
     seed: int = 0,
     log: Any = None,
 ) -> tuple[PerlinSegNet, list[dict[str, float]]]:
-    """Train on (N, 1, S, S) defect-free images in [0, 1]; keep the best checkpoint by the
-    focal loss on synthetic anomalies over the validation images (fixed seed)."""
+    """Train on defect-free images in [0, 1] (tensors of any size, at working resolution);
+    keep the best checkpoint by the focal loss on synthetic anomalies drawn (fixed seed) on the
+    validation images."""
     from detection.anomaly.draem.scorer import focal_loss
 
     rng = np.random.default_rng(seed)

@@ -73,6 +73,25 @@ def perlin_mask(
     return mask
 
 
+def crack_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A thin random-walk curve (1-4 pixels wide) as a 0/1 mask: cracks and scratches are
+    long and thin, which thresholded Perlin noise never is."""
+    from scipy import ndimage
+
+    h, w = shape
+    n = int(rng.integers(max(h, w) // 4, max(h, w) + 1))
+    angle = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0.0, 0.25, n))
+    y = rng.uniform(0, h) + np.cumsum(np.sin(angle))
+    x = rng.uniform(0, w) + np.cumsum(np.cos(angle))
+    keep = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    mask = np.zeros(shape, bool)
+    mask[y[keep].astype(int), x[keep].astype(int)] = True
+    radius = int(rng.integers(0, 2))
+    if radius:
+        mask = ndimage.binary_dilation(mask, iterations=radius)
+    return mask.astype(np.float32)
+
+
 def _source_patch(
     sources: Sequence[np.ndarray], shape: tuple[int, int], rng: np.random.Generator
 ) -> np.ndarray:
@@ -106,8 +125,10 @@ def synthesize(
     *,
     p_anomaly: float = 0.5,
     beta_max: float = 0.8,
+    p_crack: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(augmented, mask)``: ``image01`` with a Perlin-shaped foreign patch, or unchanged.
+    """``(augmented, mask)``: ``image01`` with a Perlin-shaped foreign patch, or unchanged;
+    with probability ``p_crack`` the anomaly is a thin dark crack instead (:func:`crack_mask`).
 
     ``augmented = image * (1 - m) + ((1 - beta) * texture + beta * image) * m``, beta uniform in
     [0, beta_max] as in DRAEM.
@@ -115,6 +136,13 @@ def synthesize(
     shape = image01.shape
     if rng.random() >= p_anomaly:
         return image01.astype(np.float32), np.zeros(shape, np.float32)
+    if rng.random() < p_crack:
+        mask = crack_mask(shape, rng)
+        if mask.any():
+            # a crack is a dark gap: darker than the surface around it by a random margin
+            dark = max(0.0, float(image01.mean()) - rng.uniform(0.1, 0.4))
+            augmented = image01 * (1 - mask) + dark * mask
+            return augmented.astype(np.float32), mask
     mask = perlin_mask(shape, rng)
     texture = _source_patch(sources, shape, rng)
     beta = rng.uniform(0.0, beta_max)

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from coilmap.errors import InputError
-from detection.anomaly.base import AnomalyScorer, Images, check_images, resize_batch
+from detection.anomaly.base import AnomalyScorer, Images, check_images
 from detection.anomaly.features.extractor import extractor_from_state, extractor_state
 from detection.anomaly.patchcore.torch_model import PatchCoreModel, gaussian_blur
 
@@ -34,6 +34,8 @@ class OcsvmScorer(AnomalyScorer):
         *,
         feature_extractor: nn.Module | None = None,
         input_size: int = 128,
+        input_scale: float | None = None,
+        patch_stride_px: int = 8,
         n_samples: int = 6000,
         nu: float = 0.05,
         image_quantile: float = 0.98,
@@ -42,6 +44,8 @@ class OcsvmScorer(AnomalyScorer):
     ) -> None:
         self.feature_extractor = feature_extractor
         self.input_size = input_size
+        self.input_scale = input_scale
+        self.patch_stride_px = patch_stride_px
         self.n_samples = n_samples
         self.nu = nu
         self.image_quantile = image_quantile
@@ -49,7 +53,8 @@ class OcsvmScorer(AnomalyScorer):
         self.seed = seed
 
     def _embedder(self) -> PatchCoreModel:
-        return PatchCoreModel(self.feature_extractor.eval())  # type: ignore[union-attr]
+        return PatchCoreModel(self.feature_extractor.eval(),  # type: ignore[union-attr]
+                              patch_stride_px=self.patch_stride_px)
 
     def fit(self, X: Images, y: Any = None, *, X_val: Images | None = None) -> OcsvmScorer:
         if self.feature_extractor is None:
@@ -58,9 +63,8 @@ class OcsvmScorer(AnomalyScorer):
         embedder = self._embedder()
         with torch.inference_mode():
             embs = []
-            for start in range(0, len(train_images), self.batch_size):
-                e = embedder.embed(resize_batch(train_images[start : start + self.batch_size],
-                                                self.input_size))
+            for batch in self._batches(train_images):
+                e = embedder.embed(batch)
                 embs.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
             feats = torch.cat(embs)
         gen = torch.Generator().manual_seed(self.seed)
@@ -88,7 +92,7 @@ class OcsvmScorer(AnomalyScorer):
         decision = torch.exp(-self.gamma_ * d2.clamp_min(0)) @ self.dual_coef_ + self.intercept_
         maps = (-decision).view(n, 1, h, w)
         maps = F.interpolate(maps, size=batch.shape[-2:], mode="bilinear", align_corners=False)
-        maps = gaussian_blur(maps, 4.0 * batch.shape[-1] / 224)[:, 0]
+        maps = gaussian_blur(maps, 4.0)[:, 0]  # as PatchCore: sigma 4 working pixels
         return maps.numpy(), maps.flatten(1).amax(1).numpy()
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:

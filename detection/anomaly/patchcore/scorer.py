@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from coilmap.errors import InputError
-from detection.anomaly.base import AnomalyScorer, Images, check_images, resize_batch
+from detection.anomaly.base import AnomalyScorer, Images, check_images
 from detection.anomaly.features.extractor import extractor_from_state, extractor_state
 from detection.anomaly.patchcore.torch_model import PatchCoreModel, greedy_coreset
 
@@ -32,6 +32,8 @@ class PatchCoreScorer(AnomalyScorer):
         *,
         feature_extractor: nn.Module | None = None,
         input_size: int = 128,
+        input_scale: float | None = None,
+        patch_stride_px: int = 8,
         coreset_size: int = 4000,
         max_candidates: int = 100_000,
         projection_dim: int = 64,
@@ -42,6 +44,8 @@ class PatchCoreScorer(AnomalyScorer):
     ) -> None:
         self.feature_extractor = feature_extractor
         self.input_size = input_size
+        self.input_scale = input_scale
+        self.patch_stride_px = patch_stride_px
         self.coreset_size = coreset_size
         self.max_candidates = max_candidates
         self.projection_dim = projection_dim
@@ -57,11 +61,11 @@ class PatchCoreScorer(AnomalyScorer):
                 "scorer's model_); random features score only about 0.6 AUROC"
             )
         train_images = check_images(X, what="training images")
-        model = PatchCoreModel(self.feature_extractor.eval(), blur_sigma=self.blur_sigma)
+        model = PatchCoreModel(self.feature_extractor.eval(), blur_sigma=self.blur_sigma,
+                               patch_stride_px=self.patch_stride_px)
         with torch.inference_mode():
             embs = []
-            for start in range(0, len(train_images), self.batch_size):
-                batch = resize_batch(train_images[start : start + self.batch_size], self.input_size)
+            for batch in self._batches(train_images):
                 e = model.embed(batch)
                 embs.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
             bank = torch.cat(embs)
@@ -91,6 +95,7 @@ class PatchCoreScorer(AnomalyScorer):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.feature_extractor = extractor_from_state(state["extractor"])
-        self.model_ = PatchCoreModel(self.feature_extractor, blur_sigma=self.blur_sigma)
+        self.model_ = PatchCoreModel(self.feature_extractor, blur_sigma=self.blur_sigma,
+                                     patch_stride_px=self.patch_stride_px)
         self.model_.memory_bank = state["memory_bank"]
         self.memory_bank_ = self.model_.memory_bank

@@ -81,10 +81,12 @@ def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
 class PatchCoreModel(nn.Module):
     """Embedding, memory bank and nearest-neighbour scoring; the bank is a buffer."""
 
-    def __init__(self, feature_extractor: nn.Module, *, blur_sigma: float = 4.0) -> None:
+    def __init__(self, feature_extractor: nn.Module, *, blur_sigma: float = 4.0,
+                 patch_stride_px: int | None = None) -> None:
         super().__init__()
         self.feature_extractor = feature_extractor
         self.blur_sigma = blur_sigma
+        self.patch_stride_px = patch_stride_px
         self.register_buffer("memory_bank", torch.empty(0))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +96,14 @@ class PatchCoreModel(nn.Module):
         pooled = [F.avg_pool2d(f, 3, stride=1, padding=1, count_include_pad=False) for f in feats]
         resized = [p if p.shape[-2:] == size else
                    F.interpolate(p, size=size, mode="bilinear", align_corners=False) for p in pooled]
-        return torch.cat(resized, dim=1)
+        emb = torch.cat(resized, dim=1)
+        # Fewer, coarser patches where the first layer is fine-grained: the bank's size and the
+        # search time grow with the square of the patch density.
+        if self.patch_stride_px is not None:
+            factor = max(1, self.patch_stride_px * size[-1] // x.shape[-1])
+            if factor > 1:
+                emb = F.avg_pool2d(emb, factor)
+        return emb
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Anomaly maps (N, H, W) at the input size."""
@@ -103,5 +112,6 @@ class PatchCoreModel(nn.Module):
         dist = nearest_distance(emb.permute(0, 2, 3, 1).reshape(-1, c), self.memory_bank)
         maps = dist.view(n, 1, h, w)
         maps = F.interpolate(maps, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        # sigma is given in working-size pixels of a 224-pixel input in the paper; scale it
-        return gaussian_blur(maps, self.blur_sigma * x.shape[-1] / 224)[:, 0]
+        # sigma in working-resolution pixels (4, as the paper uses on its 224-pixel inputs), not
+        # scaled with the image: images of different sizes share one resolution
+        return gaussian_blur(maps, self.blur_sigma)[:, 0]
