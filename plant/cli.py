@@ -54,8 +54,11 @@ def eval_group() -> None:
 @click.option("--reference", is_flag=True,
               help="Instead of --mapped: map the stations' own reported positions through the "
                    "events and mark sightings (no detection, vendor classes taken as read).")
-def eval_plant(plant_dir: Path, mapped: Path | None, reference: bool) -> None:
-    """Compare mapped observations with the plant's ground truth."""
+@click.option("--url", default=None,
+              help="Coil model to evaluate (default: COILMAP_DATABASE_URL or the SQLite file).")
+def eval_plant(plant_dir: Path, mapped: Path | None, reference: bool, url: str | None) -> None:
+    """Compare what the coil model holds (or --mapped, or --reference) with the plant's
+    ground truth."""
     from plant.evaluate import evaluate
     from plant.truth import read_truth
 
@@ -72,6 +75,24 @@ def eval_plant(plant_dir: Path, mapped: Path | None, reference: bool) -> None:
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise InputError(f"not a readable CSV ({exc})", source=str(mapped)) from exc
     else:
-        raise InputError("give --mapped CSV or --reference (the database side comes later)",
-                         field="mapped")
+        from coilmap.db import make_engine
+        from plant.db_mapping import mapped_observations
+
+        table = mapped_observations(make_engine(url))
     click.echo(evaluate(table, truth).text())
+
+
+@eval_group.command("labels")
+@click.argument("plant_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--url", default=None, help="Coil model (default: COILMAP_DATABASE_URL or the SQLite file).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def eval_labels(plant_dir: Path, url: str | None, out_path: Path) -> None:
+    """Reviewed labels (source_key,label) of the stored observations, from the plant's truth
+    (for training and evaluating the fused classifier)."""
+    from coilmap.db import make_engine
+    from plant.labels import truth_labels
+
+    labels = truth_labels(plant_dir, make_engine(url))
+    labels.to_csv(out_path, index=False)
+    click.echo(f"{len(labels)} labels -> {out_path}: "
+               + ", ".join(f"{k} {v}" for k, v in labels["label"].value_counts().items()))
