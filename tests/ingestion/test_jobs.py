@@ -183,3 +183,32 @@ def test_scheduler_equals_one_shot(db_url: str, engine, plant_src: Path, detecto
     )
     np.testing.assert_allclose(got["score"].fillna(-1), expected["score"].fillna(-1), rtol=1e-5)
     assert len(runs) > len(cfg.stations) and {r.status for r in runs} == {"ok"}, runs
+
+
+def test_file_being_written_then_grown(engine, plant_src: Path, tmp_path: Path) -> None:
+    """A file younger than ``settle_s`` is left for the next run; a table that grows later is
+    read again and only its new rows are stored."""
+    import os
+
+    plant = copy_plant(plant_src, tmp_path / "plant", stations=["PL-T"])
+    table = plant / "stations" / "PL-T" / "defects.csv"
+    old = time.time() - 60
+    for f in (plant / "stations" / "PL-T").rglob("*"):
+        os.utime(f, (old, old))
+    os.utime(table)  # just written
+    cfg = replace(plant_config(plant, tmp_path / "images"), settle_s=30.0)
+    first = ingest_plant(cfg, engine=engine)
+    assert first.runs[0].counts.n_skipped == 1 and first.n_observations == 0, first.text()
+    os.utime(table, (old, old))
+    second = ingest_plant(cfg, engine=engine)
+    n_rows = len(table.read_text().splitlines()) - 1
+    assert second.n_observations == n_rows, second.text()
+
+    lines = table.read_text().splitlines()
+    last = lines[-1].split(";")
+    grown = [";".join([str(int(last[0]) + k), *last[1:]]) for k in (1, 2)]
+    table.write_text("\n".join([*lines, *grown]) + "\n")
+    os.utime(table, (old + 1, old + 1))
+    third = ingest_plant(cfg, engine=engine)
+    assert third.runs[0].counts.n_files == 1 and third.n_observations == 2, third.text()
+    assert len(observation_keys(engine)) == n_rows + 2
