@@ -364,5 +364,9 @@ def config_from_plant(
         database_url=database_url,
         image_root=Path(image_root).resolve() if image_root else plant_dir / "images",
         events=(str(plant_dir / "events.jsonl"),),
+        # The simulator writes its folder completely before anyone reads it: nothing is still
+        # being written, so nothing needs to settle (a live station's configuration keeps 5 s).
+        settle_s=0.0,
+        sidecar_wait_s=0.0,
         source=str(meta_path),
     )
