@@ -91,7 +91,7 @@ def ingest(
         if not once:
             from ingestion.scheduler import run_scheduler
 
-            run_scheduler(cfg, engine=engine, lines=list(lines) or sorted({s.line for s in chosen}))
+            run_scheduler(cfg, engine=engine, lines=list(lines), stations=list(stations))
             return
         from ingestion.job import import_events_files, run_station
 

@@ -31,9 +31,15 @@ def build_scheduler(
     lines: Sequence[str] | None = None,
     detector: Any = None,
     worker: str | None = None,
+    stations: Sequence[str] | None = None,
 ) -> BackgroundScheduler:
-    """A scheduler (not started) with the jobs of ``lines`` (default: every line)."""
-    stations = [s for s in cfg.stations if not lines or s.line in lines]
+    """A scheduler (not started) with the jobs of ``lines`` and ``stations`` (neither: every
+    station)."""
+    chosen = [
+        s
+        for s in cfg.stations
+        if (not lines and not stations) or s.line in (lines or ()) or s.code in (stations or ())
+    ]
     sched = BackgroundScheduler(
         timezone=UTC, job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     )
@@ -49,7 +55,7 @@ def build_scheduler(
             name="tracking events",
             next_run_time=start,
         )
-    for s in stations:
+    for s in chosen:
         sched.add_job(
             run_station,
             "interval",
@@ -70,9 +76,10 @@ def run_scheduler(
     lines: Sequence[str] | None = None,
     run_for_s: float | None = None,
     detector: Any = None,
+    stations: Sequence[str] | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM (or ``run_for_s``), then let running jobs finish."""
-    sched = build_scheduler(cfg, engine=engine, lines=lines, detector=detector)
+    sched = build_scheduler(cfg, engine=engine, lines=lines, detector=detector, stations=stations)
     stop = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
