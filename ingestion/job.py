@@ -108,12 +108,17 @@ def run_station(
         tried: list[int] = []
         batches = 0
         while max_batches is None or batches < max_batches:
-            with transaction(engine) as s:
+            with transaction(engine) as s:  # the attempt is counted first, and survives a kill
                 st.lock_for_write(s)
-                files = st.claim(station_id=station_id, limit=_batch_size(stc, cfg), session=s, exclude=tried)
-                if not files:
-                    break
-                tried += [f.id for f in files]
+                ids = st.count_attempt(
+                    station_id=station_id, limit=_batch_size(stc, cfg), session=s, exclude=tried
+                )
+            if not ids:
+                break
+            tried += ids
+            with transaction(engine) as s:  # the batch: claim, process, store, file states
+                st.lock_for_write(s)
+                files = st.claim(station_id=station_id, limit=len(ids), session=s, ids=ids)
                 outcomes = [_process(ctx, f, s) for f in files]
                 failpoints.hit("before_commit")
             batches += 1
@@ -168,6 +173,16 @@ def _process(ctx: StationContext, f: m.IngestionFile, s: Any) -> UnitOutcome:
     the processing of one file is retried ``max_attempts`` times, then the file is
     quarantined too (no crash loop); a database error aborts the whole batch."""
     db_errors = _db_errors()
+    if f.attempts > ctx.cfg.max_attempts:  # counted before each try: earlier tries never ended
+        why = (
+            f"{f.attempts - 1} earlier attempts on this file never finished (the worker died or "
+            "the database went away each time)"
+        )
+        st.quarantine(
+            [st.Quarantine(f.path, "error", why)], run_id=ctx.run_id, station_id=ctx.station_id, session=s
+        )
+        st.mark_file(f.id, session=s, state=st.QUARANTINED, run_id=ctx.run_id, error=why, attempts=f.attempts)
+        return UnitOutcome(n_files=1, n_quarantined=1)
     try:
         return process_unit(ctx, f, session=s)
     except db_errors:
@@ -182,7 +197,7 @@ def _process(ctx: StationContext, f: m.IngestionFile, s: Any) -> UnitOutcome:
         st.mark_file(f.id, session=s, state=st.QUARANTINED, run_id=ctx.run_id, error=str(exc))
         return UnitOutcome(n_files=1, n_quarantined=1)
     except Exception as exc:  # noqa: BLE001 - a bug must not stop the other files
-        attempts = (f.attempts or 0) + 1
+        attempts = f.attempts or 1  # this try was counted before it started
         why = f"{type(exc).__name__}: {exc}"
         ctx.errors.append(f"{f.path}: {why}")
         log.error("%s %s attempt %d: %s", ctx.station.code, f.path, attempts, traceback.format_exc(limit=5))

@@ -225,7 +225,12 @@ def discover(files: Sequence[FileStat], *, station_id: int, session: Session) ->
 
 
 def claim(
-    *, station_id: int, limit: int, session: Session, exclude: Iterable[int] = ()
+    *,
+    station_id: int,
+    limit: int,
+    session: Session,
+    exclude: Iterable[int] = (),
+    ids: Iterable[int] | None = None,
 ) -> list[m.IngestionFile]:
     """Up to ``limit`` files of the station that are due, locked for this transaction.
 
@@ -249,7 +254,23 @@ def claim(
     excluded = list(exclude)
     if excluded:
         stmt = stmt.where(F.id.not_in(excluded))
+    if ids is not None:
+        stmt = stmt.where(F.id.in_(list(ids)))
     return list(session.scalars(stmt))
+
+
+def count_attempt(*, station_id: int, limit: int, session: Session, exclude: Iterable[int] = ()) -> list[int]:
+    """Count one more attempt on up to ``limit`` due files and return their ids, in a
+    transaction of its own that commits *before* the batch runs: a worker killed by a file
+    (out of memory in detection, a segfault) leaves the count behind, so a file that kills
+    every worker is quarantined after ``max_attempts`` instead of looping forever. The batch
+    then claims the same ids again (:func:`claim`); a file another worker took meanwhile is
+    simply skipped."""
+    ids = [f.id for f in claim(station_id=station_id, limit=limit, session=session, exclude=exclude)]
+    if ids:
+        F = m.IngestionFile
+        session.execute(update(F).where(F.id.in_(ids)).values(attempts=F.attempts + 1))
+    return ids
 
 
 def mark_file(
@@ -271,8 +292,8 @@ def mark_file(
     if state in (DONE, QUARANTINED):
         values["done_at"] = now_utc()
     values["next_try_at"] = now_utc() + timedelta(seconds=retry_after_s) if retry_after_s else None
-    if attempts is not None:
-        values["attempts"] = attempts
+    # A file that came through (stored, waiting, quarantined, deferred) starts counting anew.
+    values["attempts"] = attempts if attempts is not None else 0
     values["n_observations"] = m.IngestionFile.n_observations + n_observations
     session.execute(update(m.IngestionFile).where(m.IngestionFile.id == file_id).values(**values))
 

@@ -212,3 +212,27 @@ def test_file_being_written_then_grown(engine, plant_src: Path, tmp_path: Path) 
     third = ingest_plant(cfg, engine=engine)
     assert third.runs[0].counts.n_files == 1 and third.n_observations == 2, third.text()
     assert len(observation_keys(engine)) == n_rows + 2
+
+
+def test_file_that_kills_its_workers_is_quarantined(engine, plant_src: Path, tmp_path: Path) -> None:
+    """Every try is counted before it starts: a file whose tries never finished (the worker
+    was killed each time) is quarantined after ``max_attempts`` instead of killing forever."""
+    from sqlalchemy import update
+
+    plant = copy_plant(plant_src, tmp_path / "plant", stations=["PL-T"])
+    cfg = replace(plant_config(plant, tmp_path / "images"), max_attempts=3)
+    ingest_plant(cfg, engine=engine)
+    with engine.begin() as c:  # as if three workers had died on it after the table grew
+        c.execute(
+            update(m.IngestionFile)
+            .where(m.IngestionFile.path == "defects.csv")
+            .values(state="new", attempts=3)
+        )
+        attempts = c.scalar(select(m.IngestionFile.attempts).where(m.IngestionFile.path == "marks.csv"))
+    assert attempts == 0  # a file that came through counts anew
+    summary = ingest_plant(cfg, engine=engine)
+    assert summary.runs[0].status == "ok" and summary.n_quarantined == 1, summary.text()
+    with engine.connect() as c:
+        q = c.execute(select(m.QuarantinedRecord.kind, m.QuarantinedRecord.reason)).one()
+        state = c.scalar(select(m.IngestionFile.state).where(m.IngestionFile.path == "defects.csv"))
+    assert q.kind == "error" and "3 earlier attempts" in q.reason and state == "quarantined"
