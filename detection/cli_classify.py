@@ -192,6 +192,7 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     type=click.IntRange(0, 100000),
     help="Guided crop-and-paste images added per epoch.",
 )
+@click.option("--lr", default=2e-3, show_default=True, type=click.FloatRange(1e-6, 1.0))
 @click.option("--free-per-epoch", default=200, show_default=True, type=click.IntRange(0, 100000))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
@@ -203,6 +204,7 @@ def train_segmenter(
     crop_px: int,
     width: int,
     synthetic: int,
+    lr: float,
     free_per_epoch: int,
     seed: int,
     threads: int,
@@ -218,6 +220,7 @@ def train_segmenter(
         crop_px=crop_px,
         width=width,
         epochs=epochs,
+        lr=lr,
         free_per_epoch=free_per_epoch,
         seed=seed,
         threads=threads,

@@ -68,7 +68,8 @@ class DefectClassifier:
 
     Parameters are stored as given (scikit-learn contract); learned state ends in ``_``:
     ``classes_``, ``net_``, ``mean_``, ``std_``, ``history_``, ``best_epoch_``.
-    ``tta`` is the number of square symmetries averaged at prediction (1, 2, 4 or 8).
+    ``tta`` is the number of square symmetries averaged at prediction (1, 2, 4 or 8); ``fit``
+    with validation images replaces it by the count that does best on them.
     """
 
     def __init__(
@@ -193,8 +194,23 @@ class DefectClassifier:
                 log(_format_row(row))
         if has_val:
             net.load_state_dict(best_state)
+            self.tta = self._choose_tta(val_images, val_labels)  # type: ignore[arg-type]
         net.eval()
         return self
+
+    def _choose_tta(self, images: Sequence[np.ndarray], labels: Sequence[int]) -> int:
+        """The number of averaged symmetries (1, 2, 4, 8) with the fewest validation errors
+        (then the lowest validation loss); fewer views win ties, they are cheaper."""
+        y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+        best: tuple[int, float, int] | None = None
+        for k in (1, 2, 4, 8):
+            proba = self._proba_tensor(images, tta=k)
+            errors = int((proba.argmax(1) != y).sum())
+            loss = float(F.nll_loss(torch.log(proba.clamp_min(1e-8)), y))
+            if best is None or (errors, loss) < best[:2]:
+                best = (errors, loss, k)
+        assert best is not None
+        return best[2]
 
     def _paste_material(
         self,
@@ -341,6 +357,17 @@ class DefectClassifier:
     @classmethod
     def load(cls, path: str | Path) -> DefectClassifier:
         """A trained classifier from a model file (clear error for any other file)."""
+        try:
+            return cls._from_file(path)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(
+                f"the model file's config does not fit this coilmap ({type(exc).__name__}: {exc}); "
+                "retrain it with this version",
+                source=str(path),
+            ) from exc
+
+    @classmethod
+    def _from_file(cls, path: str | Path):  # type: ignore[no-untyped-def]
         config, state = load_model(path, kind="classifier")
         params = dict(config["params"])
         params["widths"] = tuple(params["widths"])

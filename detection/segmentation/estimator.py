@@ -202,14 +202,15 @@ class DefectSegmenter:
                 targets = [self._target(torch.from_numpy(m.astype(np.int64))[None])[0] for m in vm]
                 per_class = _per_class_loss(lows, targets, lam, pw_c, pw_s)
                 prob = torch.sigmoid(torch.stack([lo.amax(dim=(1, 2)) for lo in lows]))
-                pred = torch.where(prob.amax(1) >= self.threshold, prob.argmax(1) + 1, 0)
-                true = torch.tensor([int(np.max(m)) for m in vm])
-                acc = float((pred == true).float().mean())
-                iou = _cell_iou(lows, vm, self, self.threshold)
-                row.update(val_acc=acc, val_iou=iou, val_loss_per_class=per_class)
+                true = np.array([int(np.max(m)) for m in vm])
+                # Selection must not depend on a threshold: positive weights push every
+                # output up by design, and the thresholds are chosen after training.
+                val_map = _map(true, prob.numpy())
+                iou = max(_cell_iou(lows, vm, self, t) for t in (0.5, 0.7, 0.9))
+                row.update(val_mAP=val_map, val_iou=iou, val_loss_per_class=per_class)
                 synth_p = class_probabilities(per_class)  # guided: hardest classes get most pastes
-                if best is None or acc + iou >= best:
-                    best, self.best_epoch_ = acc + iou, epoch
+                if best is None or val_map + iou >= best:
+                    best, self.best_epoch_ = val_map + iou, epoch
                     best_state = copy.deepcopy(net.state_dict())
             row["seconds"] = time.perf_counter() - t0
             self.history_.append(row)
@@ -389,6 +390,17 @@ class DefectSegmenter:
 
     @classmethod
     def load(cls, path: str | Path) -> DefectSegmenter:
+        try:
+            return cls._from_file(path)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(
+                f"the model file's config does not fit this coilmap ({type(exc).__name__}: {exc}); "
+                "retrain it with this version",
+                source=str(path),
+            ) from exc
+
+    @classmethod
+    def _from_file(cls, path: str | Path):  # type: ignore[no-untyped-def]
         config, state = load_model(path, kind="segmenter")
         params = dict(config["params"])
         params["dilations"] = tuple(params["dilations"])
@@ -420,6 +432,19 @@ def _flip(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> tuple[t
     if rng.random() < 0.5:
         x, y = x.flip(2), y.flip(2)
     return x, y
+
+
+def _map(true: np.ndarray, scores: np.ndarray) -> float:
+    """Mean average precision over the defect-free class (score 1 - max) and each defect class."""
+    from sklearn.metrics import average_precision_score
+
+    full = np.column_stack([1.0 - scores.max(1), scores])
+    aps = [
+        float(average_precision_score(true == k, full[:, k]))
+        for k in range(full.shape[1])
+        if np.any(true == k)
+    ]
+    return float(np.mean(aps)) if aps else 0.0
 
 
 def _per_class_loss(lows, targets, lam, pw_c, pw_s) -> list[float]:  # type: ignore[no-untyped-def]
@@ -462,6 +487,6 @@ def _cell_iou(lows, masks, seg, threshold: float) -> float:  # type: ignore[no-u
 
 def _format_row(row: dict[str, Any]) -> str:
     s = f"epoch {row['epoch']:3d}  lam {row['lam']:.2f}  train_loss {row['train_loss']:.4f}"
-    if "val_acc" in row:
-        s += f"  val_acc {row['val_acc']:.4f}  val_iou {row['val_iou']:.4f}"
+    if "val_mAP" in row:
+        s += f"  val_mAP {row['val_mAP']:.4f}  val_iou {row['val_iou']:.4f}"
     return s + f"  {row['seconds']:.1f}s"
