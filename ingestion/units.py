@@ -738,7 +738,7 @@ def _process_frame(ctx: StationContext, f: m.IngestionFile, session: Session) ->
                 "image_ref": image_refs,
                 "heatmap_ref": heat_ref,
                 "observed_at": when,
-                "source_key": [f"{frame_key}:{k}" for k in keep],
+                "source_key": [_detection_key(frame_key, k, dets[k].box_px) for k in keep],
                 "ingestion_run_id": ctx.run_id,
             },
             session=session,
@@ -759,6 +759,17 @@ def _process_frame(ctx: StationContext, f: m.IngestionFile, session: Session) ->
     )
     ctx.tick("store", t0)
     return UnitOutcome(n_files=1, n_observations=stored, n_skipped=len(dets) - len(keep))
+
+
+def _detection_key(frame_key: str, k: int, box_px: tuple[int, int, int, int]) -> str:
+    """``<station>:<frame stem>:<k>@<row px>,<col px>``: the k-th detection of the frame and
+    its centre in pixels (what ``plant.db_mapping`` links to the ground truth).
+
+    >>> _detection_key("CAL-T:A1_000010_c1", 2, (10, 20, 31, 60))
+    'CAL-T:A1_000010_c1:2@20.5,40.0'
+    """
+    r0, c0, r1, c1 = box_px
+    return f"{frame_key}:{k}@{(r0 + r1) / 2:.1f},{(c0 + c1) / 2:.1f}"
 
 
 def _frame_time(sidecar: dict[str, Any]) -> datetime:
