@@ -88,7 +88,9 @@ def _read(path: Path) -> dict[str, Any]:
         raise InputError("no such model file", source=str(path))
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as exc:
+    # A file that is not a torch archive fails in many ways (UnpicklingError, BadZipFile,
+    # KeyError on a stray opcode, EOFError...): each means the same thing to the user.
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, Exception) as exc:
         raise InputError(f"not a coilmap model file ({type(exc).__name__})", source=str(path)) from exc
     if not isinstance(blob, dict) or blob.get("format") != FORMAT_NAME:
         raise InputError("not a coilmap detection model file", source=str(path))

@@ -232,7 +232,5 @@ def test_bad_input_is_a_clear_error_not_a_traceback(
 
     # Colour and 16-bit images are read (converted to gray), not refused.
     if DEFAULT_MODEL.is_file():
-        with pytest.raises(SystemExit) as exit_:
-            main(["detect", "classify", str(rgb), str(deep)])
-        assert exit_.value.code in (0, None)
+        main(["detect", "classify", str(rgb), str(deep)])  # returns normally: no SystemExit
         assert len(capsys.readouterr().out.strip().splitlines()) == 3
