@@ -110,6 +110,10 @@ def evidence(
     uprob = up[pcols].to_numpy(dtype=np.float64)[order] if len(up) else np.zeros((0, c))
     ust = up["station"].to_numpy(dtype=object)[order] if len(up) else np.zeros(0, object)
     uid = up["obs_id"].to_numpy(dtype=object)[order] if len(up) else np.zeros(0, object)
+    has_piece = len(up) and "source_piece" in up
+    upiece = (
+        up["source_piece"].astype(object).to_numpy()[order] if has_piece else np.full(len(ux), "", object)
+    )
 
     tx = targets["x_mm"].to_numpy(dtype=np.float64) if n else np.zeros(0)
     ty = targets["y_mm"].to_numpy(dtype=np.float64) if n else np.zeros(0)
@@ -144,6 +148,7 @@ def evidence(
                 probs = uprob[sl][ok][keep]
                 stations = ust[sl][ok][keep]
                 ids = uid[sl][ok][keep]
+                pieces = upiece[sl][ok][keep]
                 up_probs[i] = (w[:, None] * probs).sum(axis=0) / w.sum()
                 up_weight[i] = w.sum()
                 distinct = set(stations.tolist())
@@ -153,12 +158,15 @@ def evidence(
                 nearest[i] = float(d[keep].min())
                 for j in range(w.size):
                     k = int(np.argmax(probs[j]))
+                    jdx, jdy = float(dx[ok][keep][j]), float(dy[ok][keep][j])
                     rows.append(
                         {
-                            "obs_id": _plain(ids[j]),
+                            "observation_id": _plain(ids[j]),
                             "station": str(stations[j]),
-                            "dx_mm": round(float(dx[ok][keep][j]), 1),
-                            "dy_mm": round(float(dy[ok][keep][j]), 1),
+                            "piece": str(pieces[j]),
+                            "dx_mm": round(jdx, 1),
+                            "dy_mm": round(jdy, 1),
+                            "distance_mm": round(float(np.hypot(jdx, jdy)), 1),
                             "weight": round(float(w[j]), 3),
                             "class": classes[k],
                             "probability": round(float(probs[j, k]), 3),

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from coilmap import models as m
 from coilmap.db import make_engine
 from dashboard import data
 from dashboard.sample_db import build
@@ -91,22 +92,10 @@ def test_fused_results_and_heatmaps_are_used_when_present(built) -> None:  # typ
     final, ids = info.shared_defect
     target = ids[-1]
     eng = make_engine(url)
-    fr = sa.Table(
-        "fusion_results",
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("observation_id", sa.Integer, unique=True),
-        sa.Column("fused_class", sa.String(64)),
-        sa.Column("fused_probability", sa.Float),
-        sa.Column("real_probability", sa.Float),
-        sa.Column("evidence", sa.JSON),
-        sa.Column("model_version", sa.String(64)),
-        sa.Column("created_at", sa.DateTime(timezone=True)),
-    )
+    fr = m.FusionResult.__table__  # created by the fusion migration
     evidence = [{"station": "HSM-T", "piece": "G0-H1", "distance_mm": 12.5, "class": "crazing",
                  "probability": 0.8, "observation_id": ids[0]}]  # fmt: skip
     try:
-        fr.create(eng)
         with eng.begin() as conn:
             result = {"observation_id": target, "fused_class": "oil_stain", "fused_probability": 0.9,
                       "real_probability": 0.97, "evidence": evidence, "model_version": "t1",
@@ -127,7 +116,8 @@ def test_fused_results_and_heatmaps_are_used_when_present(built) -> None:  # typ
         assert with_heat["heatmap_ref"].str.endswith("_heat.png").all()
     finally:
         data.features.clear()
-        fr.drop(eng, checkfirst=True)
+        with eng.begin() as conn:
+            conn.execute(fr.delete())
         eng.dispose()
 
 

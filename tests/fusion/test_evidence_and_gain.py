@@ -97,7 +97,7 @@ def test_matches_same_spot_same_surface_only() -> None:
     assert f["up_persistence"] == pytest.approx(0.5)  # PL-T saw it, HSM-T (top) did not
     assert f["up_nearest"] == pytest.approx(0.2)
     assert f["own_crazing"] == pytest.approx(0.6)
-    assert [u["obs_id"] for u in ev.used[0]] == [10]
+    assert [u["observation_id"] for u in ev.used[0]] == [10]
     g = dict(zip(ev.names, ev.features[1], strict=True))
     assert g["up_weight"] == 0.0 and g["up_nearest"] == 2.0 and ev.used[1] == []
     # four kept upstream observations on 10 m: 0.3 inclusion / m (only kept ones count)
