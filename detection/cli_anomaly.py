@@ -93,14 +93,16 @@ def _log(entry: dict[str, float]) -> None:
                    "(selfsup: Perlin-anomaly segmentation on crops; draem: a DRAEM model).")
 @click.option("--sources", "sources_dir", type=click.Path(path_type=Path), default=None,
               help="draem: texture images for synthetic anomalies (default: NEU train images).")
-@click.option("--steps", type=int, default=None, help="Training steps (draem/ssim_ae).")
+@click.option("--steps", type=int, default=None,
+              help="Gradient steps (draem, ssim_ae, or the selfsup feature network).")
 @click.option("--max-minutes", type=float, default=12.0, show_default=True,
               help="Wall-clock budget of gradient training.")
 @click.option("--input-size", type=int, default=None, help="Square working size in pixels.")
 @click.option("--input-scale", type=float, default=None,
               help="patchcore/ocsvm: scale images by this factor keeping their aspect ratio "
                    "instead of resizing them to the square --input-size.")
-@click.option("--width", type=int, default=None, help="Network base width (draem/ssim_ae).")
+@click.option("--width", type=int, default=None,
+              help="Network base width (draem, ssim_ae, selfsup features).")
 @click.option("--coreset-size", type=int, default=None, help="patchcore: memory-bank size.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True,
@@ -201,7 +203,8 @@ def train_anomaly(
             from detection.anomaly.patchcore.scorer import PatchCoreScorer
 
             extra = {"coreset_size": coreset_size} if coreset_size is not None else {}
-            scorer = PatchCoreScorer(feature_extractor=extractor, **common, **extra).fit(train, X_val=val)
+            scorer = PatchCoreScorer(feature_extractor=extractor, **common, **extra)
+            scorer.fit(train, X_val=val)
         else:
             from detection.anomaly.ocsvm.scorer import OcsvmScorer
 
