@@ -71,8 +71,8 @@ def _echo_json(obj: Any) -> None:
     type=click.Path(),
     help="Model file to write (a .json manifest is written beside it).",
 )
-@click.option("--epochs", default=40, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--input-px", default=128, show_default=True, type=click.IntRange(16, 1024))
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--input-px", default=160, show_default=True, type=click.IntRange(16, 1024))
 @click.option("--blocks-per-stage", default=1, show_default=True, type=click.IntRange(1, 4))
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(2, 1024))
 @click.option(
