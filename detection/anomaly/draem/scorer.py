@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from detection.anomaly.base import AnomalyScorer, Images, check_images, resize_batch
-from detection.anomaly.draem.torch_model import DraemModel
+from detection.anomaly.draem.torch_model import DraemModel, fuse_batchnorm
 from detection.anomaly.features.synthetic import synthesize
 from detection.anomaly.ssim import ssim_map
 
@@ -170,12 +170,13 @@ class DraemScorer(AnomalyScorer):
             model, train, val, list(sources), steps=self.steps, batch_size=self.batch_size,
             lr=self.lr, seed=self.seed, max_seconds=self.max_seconds, log=log,
         )
+        self.inference_model_ = fuse_batchnorm(self.model_)
         self._calibrate(val_images, image_quantile=self.image_quantile,
                         pixel_quantile=self.pixel_quantile)
         return self
 
     def _score_batch(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        _, logits = self.model_(batch)
+        _, logits = self.inference_model_(batch)
         prob = torch.sigmoid(logits)
         pooled = F.avg_pool2d(prob, self.score_kernel, stride=1, padding=self.score_kernel // 2)
         return prob[:, 0].numpy(), pooled.flatten(1).amax(1).numpy()
@@ -187,4 +188,5 @@ class DraemScorer(AnomalyScorer):
         self.model_ = DraemModel(self.base_width)
         self.model_.load_state_dict(state["model"])
         self.model_.eval()
+        self.inference_model_ = fuse_batchnorm(self.model_)
         self.history_ = state["history"]

@@ -17,15 +17,36 @@ minutes on two CPU cores and scores more than 100 tiles a second.
 >>> recon, logits = m(torch.rand(2, 1, 64, 64))
 >>> tuple(recon.shape), tuple(logits.shape)
 ((2, 1, 64, 64), (2, 1, 64, 64))
+>>> x = torch.rand(2, 1, 64, 64)
+>>> with torch.no_grad():
+...     bool(torch.allclose(fuse_batchnorm(m)(x)[1], m(x)[1], atol=1e-4))
+True
 >>> [tuple(f.shape[1:]) for f in m.features(torch.rand(1, 1, 64, 64))]
 [(8, 16, 16), (16, 8, 8)]
 """
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """An inference copy with every Conv2d + BatchNorm2d pair of a block folded into one
+    convolution: same outputs in eval mode, one pass over memory less per layer."""
+    fused = copy.deepcopy(model).eval()
+    for module in fused.modules():
+        if isinstance(module, nn.Sequential):
+            layers = list(module)
+            for i in range(len(layers) - 1):
+                if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
+                    module[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
+                    module[i + 1] = nn.Identity()
+    return fused
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
