@@ -20,7 +20,7 @@ import torch
 
 from coilmap.config import shared_data_dir
 from detection.anomaly import load_scorer
-from detection.anomaly.evaluate import test_items
+from detection.anomaly.evaluate import mt_test_items
 from detection.images import load_gray
 from detection.tiling import make_grid, tile
 
@@ -28,7 +28,7 @@ from detection.tiling import make_grid, tile
 def real_tiles(n: int, size: int = 256) -> list[np.ndarray]:
     """``n`` tiles of ``size`` pixels from magnetic-tile test images (edges padded as the grid says)."""
     tiles: list[np.ndarray] = []
-    for item in test_items(shared_data_dir() / "magnetic_tile"):
+    for item in mt_test_items(shared_data_dir() / "magnetic_tile"):
         image = load_gray(item.image)
         tiles.extend(tile(image, make_grid(image.shape, tile=size)))
         if len(tiles) >= n:

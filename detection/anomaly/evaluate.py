@@ -19,7 +19,7 @@ from detection.anomaly.metrics import auroc, binned_auroc
 from detection.anomaly.mt_data import MT_DEFECT_CLASSES, MtItem, load_gray, load_mask, mt_items
 
 
-def test_items(mt_root: Path) -> list[MtItem]:
+def mt_test_items(mt_root: Path) -> list[MtItem]:
     items = mt_items(mt_root, "MT_Free", "test")
     for class_dir in MT_DEFECT_CLASSES:
         items += mt_items(mt_root, class_dir, "test")
@@ -30,7 +30,7 @@ def evaluate_mt(
     scorer: AnomalyScorer, mt_root: Path, *, limit_per_class: int | None = None
 ) -> dict[str, Any]:
     """Image and pixel AUROC of ``scorer`` on the magnetic-tile test part, plus timing."""
-    items = test_items(mt_root)
+    items = mt_test_items(mt_root)
     if limit_per_class is not None:  # a quick look (tests): the first images of each class
         items = [it for it in items
                  if sum(o.class_dir == it.class_dir for o in items[: items.index(it)]) < limit_per_class]
