@@ -80,8 +80,13 @@ def features(url: str) -> Features:
     insp = inspect(engine(url))
     tables = set(insp.get_table_names())
     obs_cols = {c["name"] for c in insp.get_columns("observations")} if "observations" in tables else set()
+    fused = False
+    if "fusion_results" in tables:
+        # The table comes with the schema; the dashboard uses it once `coilmap fuse apply` filled it.
+        with engine(url).connect() as conn:
+            fused = conn.execute(select(_table(url, "fusion_results").c.id).limit(1)).first() is not None
     return Features(
-        fusion_results="fusion_results" in tables,
+        fusion_results=fused,
         heatmap_ref="heatmap_ref" in obs_cols,
         migrated="observations" in tables,
     )
