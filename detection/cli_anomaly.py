@@ -87,10 +87,11 @@ def _log(entry: dict[str, float]) -> None:
 @click.option("--features", "features_path", type=click.Path(path_type=Path), default=None,
               help="patchcore/ocsvm: a trained model whose learned features to reuse (draem, "
                    "patchcore or ocsvm); default: train a feature network first.")
-@click.option("--features-kind", type=click.Choice(["selfsup", "draem"]), default="selfsup",
+@click.option("--features-kind", type=click.Choice(["selfsup", "draem", "neu"]), default="selfsup",
               show_default=True,
               help="patchcore/ocsvm without --features: the feature network to train "
-                   "(selfsup: Perlin-anomaly segmentation on crops; draem: a DRAEM model).")
+                   "(selfsup: Perlin-anomaly segmentation on crops; draem: a DRAEM model); "
+                   "neu: --features is a NEU classifier file (detect train-classifier).")
 @click.option("--sources", "sources_dir", type=click.Path(path_type=Path), default=None,
               help="draem: texture images for synthetic anomalies (default: NEU train images).")
 @click.option("--steps", type=int, default=None,
@@ -186,7 +187,12 @@ def train_anomaly(
             params["width"] = width
         scorer = SsimAeScorer(**params).fit(train, X_val=val, log=_log)
     else:
-        if features_path is not None:
+        if features_path is not None and features_kind == "neu":
+            from detection.anomaly.features.neu import NeuClassifierFeatures
+
+            extractor = NeuClassifierFeatures.from_classifier_file(features_path)
+            common.setdefault("input_size", 256)
+        elif features_path is not None:
             base = load(features_path)
             extractor = getattr(base, "feature_extractor", None) or getattr(base, "model_", None)
             if not hasattr(extractor, "features"):
@@ -195,6 +201,8 @@ def train_anomaly(
             common.setdefault("input_size", base.input_size)
             if getattr(base, "input_scale", None) is not None:
                 common.setdefault("input_scale", base.input_scale)
+        elif features_kind == "neu":
+            raise InputError("--features-kind neu needs --features NEU_CLASSIFIER.pt")
         elif features_kind == "draem":
             extractor = draem().model_
         else:

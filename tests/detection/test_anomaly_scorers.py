@@ -162,3 +162,16 @@ def test_bad_images_are_clear_errors(fitted) -> None:
         scorer.score_samples([np.full((8, 8), np.nan)])
     with pytest.raises(InputError, match="learned feature extractor"):
         PatchCoreScorer().fit([np.zeros((8, 8))] * 2)
+
+
+def test_neu_classifier_features_plug_in() -> None:
+    from detection.anomaly.features.extractor import extractor_from_state, extractor_state
+    from detection.anomaly.features.neu import NeuClassifierFeatures
+
+    module = NeuClassifierFeatures(6, [8, 16, 32, 64], 1, mean=0.5, std=0.2).eval()
+    x = torch.rand(2, 1, 64, 64)
+    shapes = [tuple(f.shape[1:]) for f in module.features(x)]
+    assert shapes == [(16, 8, 8), (32, 4, 4)]  # the middle stages, strides 8 and 16
+    again = extractor_from_state(extractor_state(module))
+    with torch.no_grad():
+        torch.testing.assert_close(again.features(x)[1], module.features(x)[1])

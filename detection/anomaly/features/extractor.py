@@ -30,11 +30,15 @@ class FeatureExtractor(Protocol):
 def _registry() -> dict[str, tuple[type[nn.Module], tuple[str, ...]]]:
     """Class name -> (class, names of its constructor arguments kept as attributes)."""
     from detection.anomaly.draem.torch_model import DraemModel
+    from detection.anomaly.features.neu import NeuClassifierFeatures
     from detection.anomaly.features.selfsup import PerlinSegNet
 
     return {
         "DraemModel": (DraemModel, ("base_width",)),
         "PerlinSegNet": (PerlinSegNet, ("width",)),
+        "NeuClassifierFeatures": (
+            NeuClassifierFeatures, ("n_classes", "widths", "blocks_per_stage", "mean", "std")
+        ),
     }
 
 
