@@ -169,7 +169,7 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     help="The magnetic tile layout: DIR/MT_<Class>/Imgs/<id>.jpg with <id>.png masks.",
 )
 @click.option("--out", "out_path", required=True, type=click.Path())
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--epochs", default=120, show_default=True, type=click.IntRange(1, 1000))
 @click.option(
     "--scale",
     default=1.0,
@@ -187,12 +187,12 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
 @click.option("--width", default=24, show_default=True, type=click.IntRange(4, 256))
 @click.option(
     "--synthetic",
-    default=100,
+    default=60,
     show_default=True,
     type=click.IntRange(0, 100000),
     help="Guided crop-and-paste images added per epoch.",
 )
-@click.option("--lr", default=2e-3, show_default=True, type=click.FloatRange(1e-6, 1.0))
+@click.option("--lr", default=4e-3, show_default=True, type=click.FloatRange(1e-6, 1.0))
 @click.option("--free-per-epoch", default=200, show_default=True, type=click.IntRange(0, 100000))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
