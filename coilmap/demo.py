@@ -93,12 +93,28 @@ def demo(size: str, seed: int, workdir: Path, url: str | None, coil: str | None)
         f"coilmap scheduler --config {config_file} --db {url}"
     )
 
-    _say("4/5 compared with the plant's ground truth (coilmap eval plant)")
+    _say("4/5 fusion: upstream evidence for every observation (coilmap fuse apply)")
+    t = time.perf_counter()
+    from fusion.apply import apply_model
+    from fusion.model_file import DEFAULT_MODEL, load
+
+    if DEFAULT_MODEL.is_file():
+        model = load(DEFAULT_MODEL)
+        n_fused = apply_model(engine, model)
+        trained_on = model.manifest.get("trained_on", "?")
+        click.echo(
+            f"{n_fused} observations fused with {model.version} (trained on {trained_on}, "
+            f"another plant) [{time.perf_counter() - t:.0f} s]"
+        )
+    else:
+        click.echo(f"no fused model at {DEFAULT_MODEL}: classes are the stations' own")
+
+    _say("5/5 compared with the plant's ground truth (coilmap eval plant)")
     table = mapped_observations(engine)
     report = evaluate(table, read_truth(plant_dir))
     click.echo(report.text())
 
-    _say("5/5 the central coil map")
+    _say("the central coil map")
     if coil is None:
         per_leaf = table.groupby("final_piece").size() if len(table) else None
         coil = str(per_leaf.idxmax()) if per_leaf is not None and len(per_leaf) else final_pieces(engine)[0]

@@ -68,8 +68,11 @@ def _labelled(table, labels: pd.DataFrame):  # type: ignore[no-untyped-def]
 @click.command("train")
 @click.option("--labels", "labels_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--trained-on", default="", help="What the labelled data is, for the manifest (e.g. the plant and seed)."
+)
 @_url
-def train_cmd(labels_path: Path, out_path: Path, url: str | None) -> None:
+def train_cmd(labels_path: Path, out_path: Path, trained_on: str, url: str | None) -> None:
     """Train the fused classifier on labelled observations of the coil model."""
     from fusion.db_features import build_features
     from fusion.evidence import FUSION_CLASSES, MatchTolerance
@@ -91,6 +94,7 @@ def train_cmd(labels_path: Path, out_path: Path, url: str | None) -> None:
         "command": "coilmap " + " ".join(sys.argv[1:]),
         "trained_at": datetime.now(UTC).isoformat(),
         "database": engine.url.render_as_string(hide_password=True),
+        "trained_on": trained_on or engine.url.render_as_string(hide_password=True),
         "labels": str(labels_path),
         "n_observations": int(sel.sum()),
         "n_hot_coils": int(len(set(groups.tolist()))),
