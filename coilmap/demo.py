@@ -94,20 +94,22 @@ def demo(size: str, seed: int, workdir: Path, url: str | None, coil: str | None)
     )
 
     _say("4/5 fusion: upstream evidence for every observation (coilmap fuse apply)")
-    t = time.perf_counter()
-    from fusion.apply import apply_model
-    from fusion.model_file import DEFAULT_MODEL, load
+    from fusion.model_file import load
 
-    if DEFAULT_MODEL.is_file():
-        model = load(DEFAULT_MODEL)
-        n_fused = apply_model(engine, model)
-        trained_on = model.manifest.get("trained_on", "?")
+    if cfg.fused_model is not None:
+        from sqlalchemy import func, select
+
+        from coilmap import models as m
+
+        model = load(cfg.fused_model)
+        with session_factory(engine)() as s:
+            n_fused = s.scalar(select(func.count()).select_from(m.FusionResult))
         click.echo(
-            f"{n_fused} observations fused with {model.version} (trained on {trained_on}, "
-            f"another plant) [{time.perf_counter() - t:.0f} s]"
+            f"the ingestion jobs stored a fused decision for {n_fused} observations with {model.version}, "
+            f"trained on {model.manifest.get('trained_on', '?')}"
         )
     else:
-        click.echo(f"no fused model at {DEFAULT_MODEL}: classes are the stations' own")
+        click.echo("no fused model in fusion/default_models: classes are the stations' own")
 
     _say("5/5 compared with the plant's ground truth (coilmap eval plant)")
     table = mapped_observations(engine)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine, delete, insert, select
 
 from coilmap import models as m
-from coilmap.db import transaction
+from coilmap.db import session_factory, transaction
 from coilmap.errors import CoilmapError
 from fusion.db_features import build_features
 from fusion.model_file import FusedModel
@@ -46,3 +46,15 @@ def apply_model(engine: Engine, model: FusedModel, *, pieces: list[str] | None =
             s.execute(delete(m.FusionResult).where(m.FusionResult.observation_id.in_(ids[k : k + CHUNK])))
         s.execute(insert(m.FusionResult), rows)
     return len(rows)
+
+
+def apply_unfused(engine: Engine, model: FusedModel) -> int:
+    """Fuse the observations that have no fused decision yet (what an ingestion run stored):
+    every observation of the pieces they lie on (a piece's evidence is computed together)."""
+    with session_factory(engine)() as s:
+        fused = select(m.FusionResult.observation_id)
+        keys = select(m.Observation.piece_id).where(m.Observation.id.not_in(fused)).distinct()
+        pieces = list(
+            s.scalars(select(m.Piece.piece_id).where(m.Piece.id.in_(keys)).order_by(m.Piece.piece_id))
+        )
+    return apply_model(engine, model, pieces=pieces) if pieces else 0

@@ -95,6 +95,8 @@ class PlantConfig:
     position_tolerance_mm: float = 100.0
     anomaly_model: Path | None = None
     classifier_model: Path | None = None
+    # The fused classifier applied after each run that stored observations (None: no fusion).
+    fused_model: Path | None = None
     source: str = "<config>"
 
     def station(self, code: str) -> StationConfig:
@@ -223,6 +225,9 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, source: str = "<config>
         position_tolerance_mm=_get(raw, "position_tolerance_mm", float, source, 100.0),
         anomaly_model=_path(base_dir, _get(det, "anomaly_model", str, f"{source} detector", None)),
         classifier_model=_path(base_dir, _get(det, "classifier_model", str, f"{source} detector", None)),
+        fused_model=_path(
+            base_dir, _get(_get(raw, "fusion", dict, source, {}), "model", str, f"{source} fusion", None)
+        ),
         source=source,
     )
     if cfg.batch_files < 1:
@@ -279,6 +284,8 @@ def dumps_config(cfg: PlantConfig) -> dict[str, Any]:
     }
     if det:
         raw["detector"] = det
+    if cfg.fused_model is not None:
+        raw["fusion"] = {"model": str(cfg.fused_model)}
     raw["lines"] = [{"code": x.code, **({"unwind": x.unwind} if x.unwind else {})} for x in cfg.lines]
     raw["stations"] = [
         {
@@ -301,10 +308,12 @@ def dumps_config(cfg: PlantConfig) -> dict[str, Any]:
 def to_toml(cfg: PlantConfig) -> str:
     raw = dumps_config(cfg)
     out = ["# coilmap ingestion configuration (docs/ingestion.md)"]
-    tables = {k: raw.pop(k) for k in ("detector", "lines", "stations") if k in raw}
+    tables = {k: raw.pop(k) for k in ("detector", "fusion", "lines", "stations") if k in raw}
     out += [f"{k} = {_toml_value(v)}" for k, v in raw.items()]
     if "detector" in tables:
         out += ["", "[detector]"] + [f"{k} = {_toml_value(v)}" for k, v in tables["detector"].items()]
+    if "fusion" in tables:
+        out += ["", "[fusion]"] + [f"{k} = {_toml_value(v)}" for k, v in tables["fusion"].items()]
     for line in tables["lines"]:
         out += ["", "[[lines]]"] + [f"{k} = {_toml_value(v)}" for k, v in line.items()]
     for st in tables["stations"]:
@@ -368,5 +377,13 @@ def config_from_plant(
         # being written, so nothing needs to settle (a live station's configuration keeps 5 s).
         settle_s=0.0,
         sidecar_wait_s=0.0,
+        fused_model=_default_fused_model(),
         source=str(meta_path),
     )
+
+
+def _default_fused_model() -> Path | None:
+    """The project's default fused classifier, when the repository has one."""
+    from fusion.model_file import DEFAULT_MODEL
+
+    return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None

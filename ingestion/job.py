@@ -58,12 +58,14 @@ class RunSummary:
     lag_s: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     n_tiles: int = 0
+    n_fused: int = 0  # observations the run's fusion step decided (their pieces' included)
 
     def line(self) -> str:
         c = self.counts
         return (
             f"{self.station}: {self.status}, {c.n_files} files, {c.n_observations} observations, "
             f"{c.n_skipped} skipped, {c.n_quarantined} quarantined, {c.n_pending} pending"
+            + (f", {self.n_fused} fused" if self.n_fused else "")
             + (f"; errors: {'; '.join(self.errors)}" if self.errors else "")
         )
 
@@ -130,6 +132,8 @@ def run_station(
     except CoilmapError as exc:  # e.g. no detection model: fix the configuration
         status = "failed"
         summary.errors.append(str(exc))
+    if status == "ok" and summary.counts.n_observations and cfg.fused_model is not None:
+        _fuse_new(cfg.fused_model, engine, summary, db_errors)
     summary.seconds = ctx.seconds
     summary.n_tiles = ctx.n_tiles
     summary.errors += ctx.errors
@@ -152,6 +156,20 @@ def run_station(
         summary.errors.append(f"run record not closed: {_short(exc)}")
     log.info("%s", summary.line())
     return summary
+
+
+def _fuse_new(
+    model_path: Path, engine: Engine, summary: RunSummary, db_errors: tuple[type[BaseException], ...]
+) -> None:
+    """Fuse what this run stored (issue: fusion, run by the ingestion jobs once a model exists).
+    A fusion failure is recorded on the run; the stored observations stand."""
+    from fusion.apply import apply_unfused
+    from fusion.model_file import load
+
+    try:
+        summary.n_fused = apply_unfused(engine, load(model_path))
+    except (CoilmapError, *db_errors) as exc:
+        summary.errors.append(f"fusion not applied: {_short(exc)}")
 
 
 def _batch_size(stc: StationConfig, cfg: PlantConfig) -> int:

@@ -99,7 +99,8 @@ def plant_config(plant: Path, images: Path, **overrides: Any) -> PlantConfig:
     from dataclasses import replace
 
     cfg = config_from_plant(plant, image_root=images, interval_s=1.0)
-    return replace(cfg, settle_s=0.0, sidecar_wait_s=0.0, **overrides)
+    # No fusion unless a test asks for it (test_fusion_after_ingestion does).
+    return replace(cfg, settle_s=0.0, sidecar_wait_s=0.0, **{"fused_model": None, **overrides})
 
 
 def observation_keys(engine: Engine) -> list[str]:

@@ -1,0 +1,45 @@
+"""Once a fused model exists, every ingestion run fuses what it stored (issue: fusion)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from coilmap import models as m
+from coilmap.db import session_factory
+from fusion.model_file import DEFAULT_MODEL
+from ingestion.plant import ingest_plant
+from tests.ingestion.helpers import copy_plant, count, plant_config
+
+TABLES = ["PL-T", "PL-B", "SL-T"]
+
+
+def test_runs_fuse_new_observations_with_their_upstream_evidence(
+    engine, plant_src: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    plant = copy_plant(plant_src, tmp_path / "plant", stations=TABLES)
+    cfg = plant_config(plant, tmp_path / "images", fused_model=DEFAULT_MODEL)
+    summary = ingest_plant(cfg, engine=engine)
+    assert all(r.status == "ok" and not r.errors for r in summary.runs), summary.text()
+    n_obs = count(engine, m.Observation)
+    assert n_obs > 0 and count(engine, m.FusionResult) == n_obs
+    with session_factory(engine)() as s:
+        # The slitting line's observations lie on material the pickling stations saw: some of
+        # them must carry upstream evidence from PL-T or PL-B.
+        rows = s.execute(
+            select(m.FusionResult.evidence, m.FusionResult.real_probability)
+            .join(m.Observation, m.Observation.id == m.FusionResult.observation_id)
+            .join(m.Station, m.Station.id == m.Observation.station_id)
+            .where(m.Station.code == "SL-T")
+        ).all()
+        assert rows and all(0.0 <= p <= 1.0 for _, p in rows)
+        used = [e for ev, _ in rows for e in ev]
+        assert used and {e["station"] for e in used} <= {"PL-T", "PL-B"}
+        versions = set(s.scalars(select(m.FusionResult.model_version).distinct()))
+    assert len(versions) == 1
+    # A second run stores nothing new and fuses nothing again.
+    again = ingest_plant(cfg, engine=engine)
+    assert again.n_observations == 0 and all(r.n_fused == 0 for r in again.runs)
+    with session_factory(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(m.FusionResult)) == n_obs
