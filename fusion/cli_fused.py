@@ -133,18 +133,24 @@ def apply_cmd(model_path: Path | None, url: str | None) -> None:
 @_url
 def evaluate_cmd(labels_path: Path, folds: int, url: str | None) -> None:
     """Coil-grouped cross-validation: image-only against fused, per station."""
+    labels = read_labels(labels_path)
+    click.echo(gain_from_db(_engine(url), labels, n_splits=folds).text())
+
+
+def gain_from_db(engine, labels: pd.DataFrame, *, n_splits: int = 5):  # type: ignore[no-untyped-def]
+    """The coil-grouped gain report of the labelled observations of the coil model: the image
+    classifier's own argmax, the image-only refit and the fused classifier, per station."""
     from fusion.db_features import build_features
     from fusion.evidence import FUSION_CLASSES
     from fusion.proof import gain_report
 
-    labels = read_labels(labels_path)
-    table, _ = build_features(_engine(url))
+    table, _ = build_features(engine)
     sel, y = _labelled(table, labels)
     own = [i for i, n in enumerate(table.names) if n.startswith("own_")]
     raw = np.array(
         [table.names[own[i]][4:] for i in np.argmax(table.features[sel][:, own], axis=1)], dtype=object
     )
-    report = gain_report(
+    return gain_report(
         table.features[sel],
         y[sel],
         table.group[sel],
@@ -152,9 +158,8 @@ def evaluate_cmd(labels_path: Path, folds: int, url: str | None) -> None:
         own_columns=own,
         classes=FUSION_CLASSES,
         raw_image=raw,
-        n_splits=folds,
+        n_splits=n_splits,
     )
-    click.echo(report.text())
 
 
 COMMANDS = [train_cmd, apply_cmd, evaluate_cmd]

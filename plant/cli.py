@@ -56,7 +56,11 @@ def eval_group() -> None:
                    "events and mark sightings (no detection, vendor classes taken as read).")
 @click.option("--url", default=None,
               help="Coil model to evaluate (default: COILMAP_DATABASE_URL or the SQLite file).")
-def eval_plant(plant_dir: Path, mapped: Path | None, reference: bool, url: str | None) -> None:
+@click.option("--fusion", is_flag=True,
+              help="Also the fusion gain: image-only against fused classification per station, "
+                   "coil-grouped cross-validation on the truth labels (takes minutes).")
+def eval_plant(plant_dir: Path, mapped: Path | None, reference: bool, url: str | None,
+               fusion: bool) -> None:
     """Compare what the coil model holds (or --mapped, or --reference) with the plant's
     ground truth."""
     from plant.evaluate import evaluate
@@ -80,6 +84,14 @@ def eval_plant(plant_dir: Path, mapped: Path | None, reference: bool, url: str |
 
         table = mapped_observations(make_engine(url))
     click.echo(evaluate(table, truth).text())
+    if fusion:
+        from coilmap.db import make_engine
+        from fusion.cli_fused import gain_from_db
+        from plant.labels import truth_labels
+
+        engine = make_engine(url)
+        click.echo("\nfusion gain (coil-grouped cross-validation, labels from the plant's truth):")
+        click.echo(gain_from_db(engine, truth_labels(plant_dir, engine)).text())
 
 
 @eval_group.command("labels")

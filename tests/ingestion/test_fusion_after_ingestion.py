@@ -43,3 +43,22 @@ def test_runs_fuse_new_observations_with_their_upstream_evidence(
     assert again.n_observations == 0 and all(r.n_fused == 0 for r in again.runs)
     with session_factory(engine)() as s:
         assert s.scalar(select(func.count()).select_from(m.FusionResult)) == n_obs
+
+
+def test_eval_plant_shows_the_fusion_gain(engine, plant_src: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from coilmap.cli import main
+
+    plant = copy_plant(plant_src, tmp_path / "plant", stations=TABLES)
+    ingest_plant(plant_config(plant, tmp_path / "images", fused_model=DEFAULT_MODEL), engine=engine)
+    url = engine.url.render_as_string(hide_password=False)
+    with pytest.raises(SystemExit) as done:
+        main(["eval", "plant", str(plant_src), "--url", url, "--fusion"])
+        raise SystemExit(0)
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    assert "fusion gain" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["PL-T"], ["PL-B"], ["SL-T"])]
+    models = {(r[0], r[1]) for r in rows if len(r) > 1}
+    assert {("SL-T", "fused"), ("SL-T", "image_only"), ("SL-T", "image_classifier")} <= models
