@@ -209,12 +209,12 @@ def run(url: str, *, n_observations: int, repeats: int) -> dict[str, object]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", action="append", required=True, help="database URL (repeatable)")
     parser.add_argument("--observations", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=30)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"# {platform.python_implementation()} {platform.python_version()}, {platform.machine()}, "
           f"sqlalchemy {sa.__version__}")
     for url in args.url:
