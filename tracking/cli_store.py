@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from coilmap.db import make_engine, session_factory, transaction
 from coilmap.db_cli import database_errors
 from coilmap.errors import CoilmapError
+from tracking.coil_map import COLUMNS
 
 url_option = click.option(
     "--url",
@@ -23,26 +24,10 @@ url_option = click.option(
     help="SQLAlchemy URL of the coil model (default: COILMAP_DATABASE_URL or the SQLite file).",
 )
 
-# What the CSV of a coil map holds (the full frame has a few more columns for programs).
-CSV_COLUMNS = (
-    "observation_id",
-    "station",
-    "line",
-    "source_piece",
-    "side",
-    "x_mm",
-    "y_mm",
-    "x0_mm",
-    "y0_mm",
-    "x1_mm",
-    "y1_mm",
-    "plant_class",
-    "station_label",
-    "station_confidence",
-    "anomaly_score",
-    "status",
-    "removed_at",
-    "image_ref",
+# What the CSV of a coil map holds: the coil map's columns less those for programs (the
+# source frame's position and side, the polygon).
+CSV_COLUMNS = tuple(
+    c for c in COLUMNS if c not in ("source_side", "source_x_mm", "source_y_mm", "geometry_wkt")
 )
 
 
