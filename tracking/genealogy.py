@@ -323,15 +323,24 @@ class Genealogy:
         return maps
 
     def _forward_maps(self, src: str, dst: str) -> list[FrameMap]:
-        if src == dst:
-            return [FrameMap.identity()]
-        if dst not in self.descendants(src):
+        """The maps along every path from ``src`` down to ``dst`` (none if unrelated)."""
+        # Only pieces that lead to dst are worth descending into: one walk up from dst,
+        # instead of a walk down from every piece on the way.
+        leads_to_dst = {dst, *self.ancestors(dst)}
+        if src not in leads_to_dst:
             return []
-        maps = []
-        for edge in self._children.get(src, []):
-            for rest in self._forward_maps(edge.child, dst):
-                maps.append(edge.frame_map.then(rest))
-        return maps
+
+        def down(piece: str) -> list[FrameMap]:
+            if piece == dst:
+                return [FrameMap.identity()]
+            return [
+                edge.frame_map.then(rest)
+                for edge in self._children.get(piece, [])
+                if edge.child in leads_to_dst
+                for rest in down(edge.child)
+            ]
+
+        return down(src)
 
     def path_map(self, src: str, dst: str) -> FrameMap:
         return self.path_maps(src, dst)[0]
