@@ -100,24 +100,27 @@ def evidence(
     tol = tolerance or MatchTolerance()
     pcols = prob_columns(classes)
     n, c = len(targets), len(classes)
-    own = targets[pcols].to_numpy(dtype=np.float64) if n else np.zeros((0, c))
-    up = upstream[upstream["kept"].astype(bool)] if len(upstream) else upstream
-    ux = up["x_mm"].to_numpy(dtype=np.float64) if len(up) else np.zeros(0)
-    order = np.argsort(ux, kind="stable")
-    ux = ux[order]
-    uy = up["y_mm"].to_numpy(dtype=np.float64)[order] if len(up) else np.zeros(0)
-    utop = up["is_top"].to_numpy(dtype=bool)[order] if len(up) else np.zeros(0, bool)
-    uprob = up[pcols].to_numpy(dtype=np.float64)[order] if len(up) else np.zeros((0, c))
-    ust = up["station"].to_numpy(dtype=object)[order] if len(up) else np.zeros(0, object)
-    uid = up["obs_id"].to_numpy(dtype=object)[order] if len(up) else np.zeros(0, object)
-    has_piece = len(up) and "source_piece" in up
+    # An empty frame may come without columns: give it the ones read here, so every column
+    # below is read the same way whether there are rows or not.
+    targets = _with_columns(targets, ["x_mm", "y_mm", "is_top", *pcols])
+    upstream = _with_columns(upstream, ["obs_id", "station", "x_mm", "y_mm", "is_top", "kept", *pcols])
+    own = targets[pcols].to_numpy(dtype=np.float64)
+    up = upstream[upstream["kept"].astype(bool)]
+    order = np.argsort(up["x_mm"].to_numpy(dtype=np.float64), kind="stable")
+    up = up.iloc[order]
+    ux = up["x_mm"].to_numpy(dtype=np.float64)
+    uy = up["y_mm"].to_numpy(dtype=np.float64)
+    utop = up["is_top"].to_numpy(dtype=bool)
+    uprob = up[pcols].to_numpy(dtype=np.float64)
+    ust = up["station"].to_numpy(dtype=object)
+    uid = up["obs_id"].to_numpy(dtype=object)
     upiece = (
-        up["source_piece"].astype(object).to_numpy()[order] if has_piece else np.full(len(ux), "", object)
+        up["source_piece"].astype(object).to_numpy() if "source_piece" in up else np.full(len(up), "", object)
     )
 
-    tx = targets["x_mm"].to_numpy(dtype=np.float64) if n else np.zeros(0)
-    ty = targets["y_mm"].to_numpy(dtype=np.float64) if n else np.zeros(0)
-    ttop = targets["is_top"].to_numpy(dtype=bool) if n else np.zeros(0, bool)
+    tx = targets["x_mm"].to_numpy(dtype=np.float64)
+    ty = targets["y_mm"].to_numpy(dtype=np.float64)
+    ttop = targets["is_top"].to_numpy(dtype=bool)
     tolx = tol.x_mm(tx, marks_x_mm)
     lo = np.searchsorted(ux, tx - tolx, side="left")
     hi = np.searchsorted(ux, tx + tolx, side="right")
@@ -198,6 +201,13 @@ def evidence(
         ]
     )
     return Evidence(feats, feature_names(grades, classes), used)
+
+
+def _with_columns(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """An empty frame with (at least) these columns; a frame with rows is returned as it is."""
+    if len(frame):
+        return frame
+    return frame.assign(**{name: pd.Series(dtype=object) for name in names if name not in frame})
 
 
 def _plain(v: object) -> object:

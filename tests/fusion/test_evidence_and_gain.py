@@ -104,6 +104,20 @@ def test_matches_same_spot_same_surface_only() -> None:
     assert f["coil_inclusion_per_m"] == pytest.approx(0.2)
 
 
+def test_no_upstream_observations_gives_no_evidence() -> None:
+    targets = frame(
+        [{"obs_id": 1, "station": "HSM-T", "x_mm": 10.0, "y_mm": 0.0, "is_top": True, "cls": "patches"}]
+    )
+    ev = evidence(targets, pd.DataFrame(), length_mm=1000.0, marks_x_mm=np.array([0.0]),
+                  upstream_stations=[], grades=[])  # fmt: skip
+    f = dict(zip(ev.names, ev.features[0], strict=True))
+    assert f["up_weight"] == 0.0 and f["up_nearest"] == 2.0 and f["own_patches"] == 1.0
+    assert ev.used == [[]]
+    none = evidence(pd.DataFrame(), pd.DataFrame(), length_mm=1.0, marks_x_mm=np.zeros(0),
+                    upstream_stations=[], grades=["DC04"])  # fmt: skip
+    assert none.features.shape == (0, len(ev.names) + 1)
+
+
 def synthetic_plant(seed: int, n_coils: int = 16, per_coil: int = 30):  # type: ignore[no-untyped-def]
     """Downstream observations whose image is ambiguous (crazing vs rolled-in scale, pseudo
     looks like a random class) while upstream stations saw the real defects."""
