@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 
 from coilmap import models as m
 from coilmap.db import session_factory
-from fusion.evidence import FUSION_CLASSES, PSEUDO, MatchTolerance, evidence, feature_names, prob_columns
+from fusion.evidence import FUSION_CLASSES, MatchTolerance, evidence, feature_names, prob_columns
 from fusion.roll_marks import find_roll_marks
 from tracking.coil_map import build_coil_map
 from tracking.genealogy import Genealogy
@@ -203,6 +203,3 @@ def _root_coils(g: Genealogy, piece: str, targets: pd.DataFrame) -> np.ndarray:
         back = g.map_points(piece, r, x, y, top)
         out[back.kept] = r
     return out
-
-
-__all__ = ["FeatureTable", "build_features", "own_probabilities", "PSEUDO"]
