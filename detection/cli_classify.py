@@ -84,6 +84,13 @@ def _echo_json(obj: Any) -> None:
 )
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--max-minutes",
+    default=None,
+    type=click.FloatRange(0.1, None),
+    help="Wall-time cap of the training loop: stop before an epoch that would pass it "
+    "(the best validation epoch so far is kept).",
+)
 def train_classifier(
     data_dir: str,
     out_path: str,
@@ -94,6 +101,7 @@ def train_classifier(
     paste_fraction: float,
     seed: int,
     threads: int,
+    max_minutes: float | None,
 ) -> None:
     """Train a defect classifier from scratch; report its figures on the held-out test part."""
     from detection.classifier.estimator import DefectClassifier, count_parameters
@@ -110,6 +118,7 @@ def train_classifier(
         paste_fraction=paste_fraction,
         seed=seed,
         threads=threads,
+        max_minutes=max_minutes,
     )
     clf, summary = train_on_set(data, clf, log=lambda s: click.echo(s, err=True))
     test = data.part("test")
@@ -124,6 +133,7 @@ def train_classifier(
         "metrics": metrics,
         "train_seconds": summary["train_seconds"],
         "threads": threads,
+        "epochs_run": len(clf.history_),
         "parameters": count_parameters(clf.net_),
         "history": clf.history_,
     }

@@ -59,6 +59,9 @@ class TileDetector:
 
     ``scorer``: any fitted :class:`detection.anomaly.base.AnomalyScorer`; ``classifier``: any
     object with ``classes_`` and ``predict_proba(list of images)`` (or None: no class).
+    ``classifier_views``: the symmetries a :class:`DefectClassifier` averages per crop on the
+    line (1: no test-time augmentation, the cheapest; its file may say 8, chosen for accuracy
+    off line).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class TileDetector:
         min_area_px: int = 16,
         crop_margin_px: int = 8,
         max_detections: int = 50,
+        classifier_views: int = 1,
     ) -> None:
         self.scorer = scorer
         self.classifier = classifier
@@ -81,6 +85,7 @@ class TileDetector:
         self.min_area_px = min_area_px
         self.crop_margin_px = crop_margin_px
         self.max_detections = max_detections
+        self.classifier_views = classifier_views
 
     def _threshold(self) -> float:
         return float(self.threshold if self.threshold is not None else self.scorer.pixel_threshold_)
@@ -104,7 +109,10 @@ class TileDetector:
         confs: list[float | None] = [None] * len(blobs)
         if blobs and self.classifier is not None:
             crops = [crop(image01, b.box_px, self.crop_margin_px) for b in blobs]
-            proba = np.asarray(self.classifier.predict_proba(crops))
+            if hasattr(self.classifier, "tta"):  # a DefectClassifier: views set for line use
+                proba = np.asarray(self.classifier.predict_proba(crops, tta=self.classifier_views))
+            else:
+                proba = np.asarray(self.classifier.predict_proba(crops))
             best = proba.argmax(axis=1)
             labels = [str(self.classifier.classes_[i]) for i in best]
             confs = [float(p[i]) for p, i in zip(proba, best, strict=True)]

@@ -88,6 +88,7 @@ class DefectClassifier:
         tta: int = 8,
         seed: int = 0,
         threads: int = 1,
+        max_minutes: float | None = None,
     ) -> None:
         self.input_px = input_px
         self.widths = widths
@@ -103,6 +104,7 @@ class DefectClassifier:
         self.tta = tta
         self.seed = seed
         self.threads = threads
+        self.max_minutes = max_minutes
 
     # ----------------------------------------------------------------------------- training
     def fit(
@@ -156,6 +158,8 @@ class DefectClassifier:
         best_key: tuple[float, float] | None = None
         best_state = copy.deepcopy(net.state_dict())
         self.best_epoch_ = self.epochs
+        self.stopped_at_epoch_: int | None = None
+        t_start = time.perf_counter()
         for epoch in range(1, self.epochs + 1):
             t0 = time.perf_counter()
             net.train()
@@ -192,11 +196,24 @@ class DefectClassifier:
             self.history_.append(row)
             if log is not None:
                 log(_format_row(row))
+            if self._out_of_time(t_start, epoch):
+                self.stopped_at_epoch_ = epoch
+                if log is not None:
+                    log(f"stopped after epoch {epoch} of {self.epochs}: the next would pass "
+                        f"--max-minutes {self.max_minutes}")
+                break
         if has_val:
             net.load_state_dict(best_state)
             self.tta = self._choose_tta(val_images, val_labels)  # type: ignore[arg-type]
         net.eval()
         return self
+
+    def _out_of_time(self, t_start: float, epochs_done: int) -> bool:
+        """Whether one more epoch (at the mean pace so far) would pass ``max_minutes``."""
+        if self.max_minutes is None or epochs_done >= self.epochs:
+            return False
+        elapsed = time.perf_counter() - t_start
+        return elapsed * (epochs_done + 1) / epochs_done > self.max_minutes * 60
 
     def _choose_tta(self, images: Sequence[np.ndarray], labels: Sequence[int]) -> int:
         """The number of averaged symmetries (1, 2, 4, 8) with the fewest validation errors
@@ -300,9 +317,12 @@ class DefectClassifier:
             out.append(torch.stack([F.softmax(self.net_(_symmetries(xb, v)), 1) for v in views]).mean(0))
         return torch.cat(out) if out else torch.zeros(0, len(self.classes_))
 
-    def predict_proba(self, images01: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-        """Class probabilities (N, n_classes), columns in ``classes_`` order."""
-        return self._proba_tensor(images01).numpy()
+    def predict_proba(
+        self, images01: Sequence[np.ndarray] | np.ndarray, tta: int | None = None
+    ) -> np.ndarray:
+        """Class probabilities (N, n_classes), columns in ``classes_`` order; ``tta`` views
+        averaged (default: the count chosen on validation, ``self.tta``; 1 is the cheapest)."""
+        return self._proba_tensor(images01, tta=tta).numpy()
 
     def predict(self, images01: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """The most probable class name of each image."""
