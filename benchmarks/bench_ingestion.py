@@ -26,7 +26,11 @@ import numpy as np
 import pandas as pd
 
 
-def _big_table(plant: Path, n_rows: int, seed: int = 0) -> Path:
+def _big_table(plant: Path, n_rows: int, seed: int = 0, *, shuffled: bool = False) -> Path:
+    """A SurfSpec table as a station writes it: pieces pass one after another, each piece's
+    defects in the order the strip passes the camera (head first, time rising with the
+    position along), ``DefectNo`` counting up. ``shuffled``: the same rows in random order
+    (times, pieces and positions uncorrelated), the worst case for every index."""
     sdir = plant / "stations" / "PL-T"
     marks = pd.read_csv(sdir / "marks.csv")
     edges = pd.read_csv(sdir / "edges.csv")
@@ -34,20 +38,27 @@ def _big_table(plant: Path, n_rows: int, seed: int = 0) -> Path:
     half = (edges.groupby("piece")["os_edge_mm"].median() - edges.groupby("piece")["ds_edge_mm"].median()) / 2
     rng = np.random.default_rng(seed)
     pieces = span.index.to_numpy()
-    which = rng.integers(0, len(pieces), n_rows)
+    which = np.sort(rng.integers(0, len(pieces), n_rows))
     lo, hi = span["min"].to_numpy()[which], span["max"].to_numpy()[which]
     w = half.reindex(pieces).to_numpy()[which] * 0.9
+    x = np.round(rng.uniform(lo, hi), 1)
     labels = np.array(
         ["Crazing", "Sliver/Inclusion", "Scale patch", "Pits", "Rolled-in scale", "Scratch", "Dirt"]
     )
+    speed_mm_per_ms = 3.0  # 180 m/min
+    # Piece k enters the station when piece k-1 has left it (plus a minute between coils).
+    start_ms = np.r_[0.0, np.cumsum(span["max"].to_numpy() / speed_mm_per_ms + 60_000)[:-1]]
+    at_ms = start_ms[which] + (x - lo) / speed_mm_per_ms
+    order = rng.permutation(n_rows) if shuffled else np.lexsort((at_ms, which))
     t0 = np.datetime64("2026-01-06T06:00:00.000")
-    times = (t0 + rng.integers(0, 86_400_000, n_rows).astype("timedelta64[ms]")).astype(str)
+    times = (t0 + at_ms[order].astype(np.int64).astype("timedelta64[ms]")).astype(str)
+    which, x, w = which[order], x[order], w[order]
     table = pd.DataFrame(
         {
             "DefectNo": np.arange(1, n_rows + 1),
             "CoilId": pieces[which],
             "Surface": "TOP",
-            "MdPos_mm": np.round(rng.uniform(lo, hi), 1),
+            "MdPos_mm": x,
             "CdPos_mm": np.round(rng.uniform(-w, w), 1),
             "Length_mm": np.round(rng.uniform(2, 200, n_rows), 1),
             "Width_mm": np.round(rng.uniform(2, 80, n_rows), 1),
@@ -83,7 +94,9 @@ def _pg_admin(base: str, sql_text: str) -> None:
         admin.dispose()
 
 
-def _table_run(url: str, cfg, label: str) -> dict:  # type: ignore[no-untyped-def]
+def _table_run(url: str, cfg, label: str, *, fuse: bool = False) -> dict:  # type: ignore[no-untyped-def]
+    """One run of the PL-T job without its fusion step (the import: parse, validate, map,
+    store, record); then, with ``fuse``, the fusion step the job would run next, timed apart."""
     from coilmap.db import make_engine
     from coilmap.migrate import upgrade
     from ingestion.job import import_events_files, run_station
@@ -93,8 +106,10 @@ def _table_run(url: str, cfg, label: str) -> dict:  # type: ignore[no-untyped-de
     try:
         import_events_files(cfg, engine=engine)
         t = time.perf_counter()
-        summary = run_station(cfg, "PL-T", engine=engine)
+        summary = run_station(replace(cfg, fused_model=None), "PL-T", engine=engine)
         seconds = time.perf_counter() - t
+        if fuse and cfg.fused_model is not None:
+            _fusion_step(engine, cfg.fused_model)
     finally:
         engine.dispose()
     n = summary.counts.n_observations
@@ -105,6 +120,19 @@ def _table_run(url: str, cfg, label: str) -> dict:  # type: ignore[no-untyped-de
     if summary.status != "ok":
         print(f"  run status {summary.status}: {summary.errors}")
     return {"n": n, "seconds": seconds, "rate": n / seconds, "parts": summary.seconds}
+
+
+def _fusion_step(engine, model_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from fusion.apply import apply_unfused
+    from fusion.model_file import load
+
+    t = time.perf_counter()
+    n = apply_unfused(engine, load(model_path))
+    seconds = time.perf_counter() - t
+    print(
+        f"{'  fusion':<10} {n:>9} observations fused in {seconds:6.2f} s = {n / seconds:9,.0f} /s"
+        "   (the job's next step)"
+    )
 
 
 def _copy_anchor(pg_url: str, n_rows: int) -> float:
@@ -173,7 +201,7 @@ def _table_floor(pg_url: str) -> float:
             for block in copy:
                 buf += block
         n = cur.execute("SELECT count(*) FROM observations").fetchone()[0]
-        cur.execute("TRUNCATE observations")
+        cur.execute("TRUNCATE observations CASCADE")
         t = time.perf_counter()
         with cur.copy(f"COPY observations ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(bytes(buf))
@@ -229,6 +257,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--postgres", default=os.environ.get("COILMAP_TEST_POSTGRES_URL"))
     ap.add_argument("--frames", type=int, default=12, help="frames for the frame benchmark (0: skip)")
+    ap.add_argument("--no-fusion", dest="fusion", action="store_false", help="skip timing the fusion step")
+    ap.add_argument(
+        "--shuffled", action="store_true", help="rows in random order (worst case) instead of as written"
+    )
     args = ap.parse_args(argv)
 
     from ingestion.config import config_from_plant
@@ -239,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         plant = work / "plant"
         simulate_to(plant, size="small", seed=1, images=False)
         t = time.perf_counter()
-        _big_table(plant, args.rows)
+        _big_table(plant, args.rows, shuffled=args.shuffled)
         print(
             f"table: {args.rows:,} rows written in {time.perf_counter() - t:.1f} s "
             f"({(plant / 'stations/PL-T/defects.csv').stat().st_size / 1e6:.0f} MB)"
@@ -252,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             schema, url = _pg_schema_url(base)
             _pg_admin(base, f'CREATE SCHEMA "{schema}"')
             try:
-                results["postgresql"] = _table_run(url, cfg, "PostgreSQL")
+                results["postgresql"] = _table_run(url, cfg, "PostgreSQL", fuse=args.fusion)
                 anchor = _copy_anchor(url, args.rows)
                 floor = _table_floor(url)
             finally:

@@ -28,6 +28,7 @@ from tracking.genealogy import Genealogy
 # Periodic-series search on the coil map (fast settings: a flag for the classifier, not a report).
 ROLL_SEARCH = {"n_null": 19, "alpha": 0.05, "min_members": 5}
 MAX_GROUP_FOR_ROLLS = 3000
+ID_CHUNK = 10_000
 
 
 @dataclass
@@ -165,11 +166,15 @@ def build_features(
             )
         table = pd.concat(parts, ignore_index=True)
         ids = table["observation_id"].to_numpy()
-        src = dict(
-            s.execute(
-                select(m.Observation.id, m.Observation.source_key).where(m.Observation.id.in_(ids.tolist()))
-            ).all()
-        )
+        src: dict[int, str] = {}
+        # In chunks: one run may fuse a million observations, over the drivers' parameter limit.
+        for k in range(0, len(ids), ID_CHUNK):
+            chunk = ids[k : k + ID_CHUNK].tolist()
+            src.update(
+                s.execute(
+                    select(m.Observation.id, m.Observation.source_key).where(m.Observation.id.in_(chunk))
+                ).all()
+            )
     return (
         FeatureTable(
             ids,
