@@ -100,8 +100,15 @@ def _log(entry: dict[str, float]) -> None:
               help="Wall-clock budget of gradient training.")
 @click.option("--input-size", type=int, default=None, help="Square working size in pixels.")
 @click.option("--input-scale", type=float, default=None,
-              help="patchcore/ocsvm: scale images by this factor keeping their aspect ratio "
-                   "instead of resizing them to the square --input-size.")
+              help="draem/patchcore/ocsvm: scale images by this factor keeping their aspect "
+                   "ratio instead of resizing them to the square --input-size (draem then "
+                   "trains on random --crop-px crops).")
+@click.option("--crop-px", type=int, default=None, help="draem with --input-scale: training crop size.")
+@click.option("--anomalies", type=click.Choice(["draem", "surface"]), default=None,
+              help="draem: synthetic anomalies, the paper's Perlin textures (draem) or those plus "
+                   "pits, cracks, bands and broken edges (surface).")
+@click.option("--normalise", is_flag=True,
+              help="draem: bring every image's median to one level before scoring.")
 @click.option("--width", type=int, default=None,
               help="Network base width (draem, ssim_ae, selfsup features).")
 @click.option("--coreset-size", type=int, default=None, help="patchcore: memory-bank size.")
@@ -111,7 +118,8 @@ def _log(entry: dict[str, float]) -> None:
 def train_anomaly(
     normal_dir: Path, out_path: Path, kind: str, features_path: Path | None, features_kind: str,
     sources_dir: Path | None, steps: int | None, max_minutes: float, input_size: int | None,
-    input_scale: float | None, width: int | None, coreset_size: int | None, seed: int, threads: int,
+    input_scale: float | None, crop_px: int | None, anomalies: str | None, normalise: bool,
+    width: int | None, coreset_size: int | None, seed: int, threads: int,
 ) -> None:
     """Train an anomaly scorer on defect-free images and save it with its manifest."""
     import torch
@@ -133,8 +141,8 @@ def train_anomaly(
     if input_size is not None:
         common["input_size"] = input_size
     if input_scale is not None:
-        if kind not in ("patchcore", "ocsvm"):
-            raise InputError("--input-scale applies to patchcore and ocsvm only")
+        if kind not in ("draem", "patchcore", "ocsvm"):
+            raise InputError("--input-scale applies to draem, patchcore and ocsvm only")
         common["input_scale"] = input_scale
     budget = max_minutes * 60
 
@@ -151,6 +159,12 @@ def train_anomaly(
             params["steps"] = steps
         if width is not None:
             params["base_width"] = width
+        if crop_px is not None:
+            params["crop_px"] = crop_px
+        if anomalies is not None:
+            params["anomalies"] = anomalies
+        if normalise:
+            params["normalise"] = True
         return DraemScorer(**params).fit(train, X_val=val, sources=sources(), log=_log)
 
     def selfsup() -> Any:
@@ -201,6 +215,8 @@ def train_anomaly(
             common.setdefault("input_size", base.input_size)
             if getattr(base, "input_scale", None) is not None:
                 common.setdefault("input_scale", base.input_scale)
+            if getattr(base, "normalise", False) and kind == "patchcore":
+                common["normalise"] = True  # the features were learned on normalised images
         elif features_kind == "neu":
             raise InputError("--features-kind neu needs --features NEU_CLASSIFIER.pt")
         elif features_kind == "draem":
@@ -281,10 +297,13 @@ def score(images: tuple[Path, ...], model_path: Path | None, heatmap_dir: Path |
 @click.option("--write-manifest", is_flag=True,
               help="Store the metrics (and this command) in the model's JSON manifest.")
 @click.option("--limit-per-class", type=int, default=None, help="Only the first N test images per class.")
+@click.option("--synthetic-val", is_flag=True,
+              help="Instead of the test part: MT_Free val images against the same images with "
+                   "synthetic anomalies (for choosing models without real defects).")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Torch threads (1 is fastest on a shared, busy machine).")
 def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manifest: bool,
-                     limit_per_class: int | None, threads: int) -> None:
+                     limit_per_class: int | None, synthetic_val: bool, threads: int) -> None:
     """Image and pixel AUROC on the magnetic-tile test part; prints JSON."""
     import torch
 
@@ -295,6 +314,19 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
     path = DEFAULT_MODEL if model_path is None else model_path
     scorer = load_scorer(path)
     root = mt_root if mt_root is not None else shared_data_dir() / "magnetic_tile"
+    if synthetic_val:
+        from detection.anomaly.evaluate import evaluate_synthetic_val
+        from detection.anomaly.mt_data import neu_train_sources
+
+        sources = neu_train_sources(Path(root).parent)
+        result = evaluate_synthetic_val(scorer, root, sources)
+        click.echo(json.dumps(result, indent=2))
+        if write_manifest:
+            manifest_path = Path(path).with_suffix(".json")
+            manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+            manifest["selection"] = {"command": _command_line(), **result}
+            manifest_path.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+        return
     metrics = evaluate_mt(scorer, root, limit_per_class=limit_per_class)
     click.echo(json.dumps(metrics, indent=2))
     if write_manifest:

@@ -68,6 +68,17 @@ def resize_keep_aspect(image01: np.ndarray, scale: float, multiple: int = 16) ->
     return F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
+def gain_normalise(image01: np.ndarray, level: float = 0.35) -> np.ndarray:
+    """``image01`` scaled so that its median is ``level`` (clipped to [0, 1]): exposure and
+    surface reflectance differ from image to image by a factor, a defect does not.
+
+    >>> gain_normalise(np.array([[0.1, 0.2], [0.2, 0.4]], np.float32)).tolist()
+    [[0.17499999701976776, 0.3499999940395355], [0.3499999940395355, 0.699999988079071]]
+    """
+    median = float(np.median(image01))
+    return np.clip(image01 * (level / max(median, 1e-3)), 0.0, 1.0).astype(np.float32)
+
+
 def resize_map(score_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A working-size map resized (bilinear) to an image's own ``shape``."""
     if score_map.shape == shape:
@@ -104,10 +115,19 @@ class AnomalyScorer(BaseEstimator):
             raise InputError(f"this {type(self).__name__} is not fitted yet; call fit first")
 
     def _batches(self, images: list[np.ndarray]) -> Iterator[torch.Tensor]:
-        """The images at working resolution: one by one (``input_scale``) or square batches."""
+        """The images at working resolution: kept in order, consecutive images of one shape
+        batched together (``input_scale``, e.g. the tiles of a frame), or square batches."""
+        if getattr(self, "normalise", False):
+            images = [gain_normalise(im) for im in images]
         if self.input_scale is not None:
-            for im in images:
-                yield resize_keep_aspect(im, self.input_scale)
+            start = 0
+            while start < len(images):
+                end = start + 1
+                while (end < len(images) and end - start < self.batch_size
+                       and images[end].shape == images[start].shape):
+                    end += 1
+                yield torch.cat([resize_keep_aspect(im, self.input_scale) for im in images[start:end]])
+                start = end
         else:
             for start in range(0, len(images), self.batch_size):
                 yield resize_batch(images[start : start + self.batch_size], self.input_size)

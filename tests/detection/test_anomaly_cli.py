@@ -143,3 +143,16 @@ def test_default_model_is_in_the_repository_with_its_manifest() -> None:
     scorer = load_scorer()
     image = np.random.default_rng(0).random((100, 300)).astype(np.float32)
     assert scorer.score_map(image).shape == (100, 300)
+
+
+def test_synthetic_val_selection_figure(tiny_model: Path, normal_dir: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``evaluate-anomaly --synthetic-val`` reads only MT_Free val images (no defect folder)."""
+    root = tmp_path / "magnetic_tile"
+    (root / "MT_Free").mkdir(parents=True)
+    (root / "MT_Free" / "Imgs").symlink_to(normal_dir)
+    code, out, err = _run(["detect", "evaluate-anomaly", "--model", str(tiny_model), "--data",
+                           str(root), "--synthetic-val"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert 0.0 <= result["synthetic_val_image_auroc"] <= 1.0 and result["n_synthetic"] >= 1

@@ -18,9 +18,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from detection.anomaly.base import AnomalyScorer, Images, check_images, resize_batch
+from detection.anomaly.base import (
+    AnomalyScorer,
+    Images,
+    check_images,
+    gain_normalise,
+    resize_batch,
+    resize_keep_aspect,
+)
 from detection.anomaly.draem.torch_model import DraemModel, fuse_batchnorm
-from detection.anomaly.features.synthetic import synthesize
+from detection.anomaly.features.synthetic import synthesize, synthesize_surface
 from detection.anomaly.ssim import ssim_map
 
 
@@ -38,8 +45,14 @@ def synthetic_batch(
     p_anomaly: float,
     *,
     flip: bool = True,
+    anomalies: str = "draem",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(clean, augmented, masks)`` for an (N, 1, S, S) batch; random flips first if ``flip``."""
+    """``(clean, augmented, masks)`` for an (N, 1, S, S) batch; random flips first if ``flip``.
+
+    ``anomalies``: ``"draem"`` (Perlin blobs of foreign texture, the paper's) or ``"surface"``
+    (those plus pits, cracks, bands and broken edges, :func:`synthesize_surface`).
+    """
+    make = synthesize_surface if anomalies == "surface" else synthesize
     clean, aug, masks = [], [], []
     for im in images[:, 0].numpy():
         if flip and rng.random() < 0.5:
@@ -47,7 +60,7 @@ def synthetic_batch(
         if flip and rng.random() < 0.5:
             im = im[::-1]
         im = np.ascontiguousarray(im)
-        a, m = synthesize(im, sources, rng, p_anomaly=p_anomaly)
+        a, m = make(im, sources, rng, p_anomaly=p_anomaly)
         clean.append(im)
         aug.append(a)
         masks.append(m)
@@ -63,9 +76,41 @@ def draem_loss(
     return l2 + ssim_loss + focal_loss(logits, masks)
 
 
+def schedule_lr(peak: float, progress: float, warmup: float = 0.1) -> float:
+    """Linear warm-up over the first ``warmup`` of training, then cosine decay to 1 % of ``peak``.
+
+    >>> [round(schedule_lr(1.0, p), 3) for p in (0.0, 0.05, 0.1, 0.55, 1.0)]
+    [0.04, 0.52, 1.0, 0.505, 0.01]
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return peak * (0.04 + 0.96 * progress / warmup)
+    cos = 0.5 * (1 + np.cos(np.pi * (progress - warmup) / (1 - warmup)))
+    return float(peak * (0.01 + 0.99 * cos))
+
+
+def random_crops(
+    images: Sequence[torch.Tensor], n: int, size: int, rng: np.random.Generator
+) -> torch.Tensor:
+    """(n, 1, size, size) crops of randomly chosen (1, 1, h, w) images (reflect-padded when
+    smaller): training at the scoring scale, whatever each image's shape."""
+    out = torch.empty(n, 1, size, size)
+    for k in range(n):
+        im = images[int(rng.integers(len(images)))]
+        h, w = im.shape[-2:]
+        if h < size or w < size:
+            ph, pw = max(0, size - h), max(0, size - w)
+            im = F.pad(im, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode="reflect"
+                       if ph < h and pw < w else "replicate")
+            h, w = im.shape[-2:]
+        y0, x0 = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+        out[k] = im[0, :, y0 : y0 + size, x0 : x0 + size]
+    return out
+
+
 def train_draem(
     model: DraemModel,
-    train: torch.Tensor,
+    train: torch.Tensor | Sequence[torch.Tensor],
     val: torch.Tensor,
     sources: Sequence[np.ndarray],
     *,
@@ -76,29 +121,43 @@ def train_draem(
     p_anomaly: float = 0.5,
     eval_every: int = 50,
     max_seconds: float | None = None,
+    anomalies: str = "draem",
+    crop_px: int | None = None,
     log: Any = None,
 ) -> tuple[DraemModel, list[dict[str, float]]]:
-    """Train ``model`` in place; returns the best-on-validation copy and the loss history."""
+    """Train ``model`` in place; returns the best-on-validation copy and the loss history.
+
+    ``train`` is an (N, 1, S, S) batch, or with ``crop_px`` a list of (1, 1, h, w) images of
+    any shape that random crops are cut from. ``val`` is a fixed (M, 1, S, S) batch.
+    """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     # A fixed synthetic validation set: the same anomalies at every evaluation.
     _, val_aug, val_masks = synthetic_batch(
-        val, sources, np.random.default_rng(seed + 1), 1.0, flip=False
+        val, sources, np.random.default_rng(seed + 1), 1.0, flip=False, anomalies=anomalies
     )
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     best_state, best_val = copy.deepcopy(model.state_dict()), float("inf")
     history: list[dict[str, float]] = []
     start = time.monotonic()
     for step in range(1, steps + 1):
+        # The schedule runs on progress = the larger of the step and the time fractions, so a
+        # run cut short by its wall-time budget still warms up and anneals fully (a schedule by
+        # steps alone would stop at a high learning rate when the machine is busy).
+        elapsed = time.monotonic() - start
+        progress = max((step - 1) / steps, elapsed / max_seconds if max_seconds else 0.0)
+        for group in opt.param_groups:
+            group["lr"] = schedule_lr(lr, progress)
         model.train()
-        idx = torch.from_numpy(rng.integers(0, len(train), batch_size))
-        clean, aug, masks = synthetic_batch(train[idx], sources, rng, p_anomaly)
+        if crop_px is not None:
+            picked = random_crops(train, batch_size, crop_px, rng)
+        else:
+            picked = train[torch.from_numpy(rng.integers(0, len(train), batch_size))]
+        clean, aug, masks = synthetic_batch(picked, sources, rng, p_anomaly, anomalies=anomalies)
         loss = draem_loss(model, clean, aug, masks)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step()
         out_of_time = max_seconds is not None and time.monotonic() - start > max_seconds
         if step % eval_every == 0 or step == steps or out_of_time:
             model.eval()
@@ -123,6 +182,12 @@ class DraemScorer(AnomalyScorer):
 
     ``fit(X, X_val=..., sources=...)``: ``sources`` are foreign textures for the synthetic
     anomalies (for example NEU train images); without them flat dark/bright patches are used.
+
+    With ``input_scale`` the model trains on random ``crop_px`` crops of the images scaled by
+    that factor (aspect kept) and scores every image whole at that scale, so a pit keeps its
+    size in pixels whatever the crop's shape. ``normalise`` brings every image's median to one
+    level first (exposure differs between images; a defect does not depend on it).
+    ``anomalies`` picks the synthetic anomalies (see :func:`synthetic_batch`).
     """
 
     kind = "draem"
@@ -139,6 +204,10 @@ class DraemScorer(AnomalyScorer):
         image_quantile: float = 0.98,
         pixel_quantile: float = 0.995,
         max_seconds: float | None = None,
+        input_scale: float | None = None,
+        crop_px: int = 128,
+        normalise: bool = False,
+        anomalies: str = "draem",
         seed: int = 0,
     ) -> None:
         self.input_size = input_size
@@ -150,6 +219,10 @@ class DraemScorer(AnomalyScorer):
         self.image_quantile = image_quantile
         self.pixel_quantile = pixel_quantile
         self.max_seconds = max_seconds
+        self.input_scale = input_scale
+        self.crop_px = crop_px
+        self.normalise = normalise
+        self.anomalies = anomalies
         self.seed = seed
 
     def fit(
@@ -163,12 +236,26 @@ class DraemScorer(AnomalyScorer):
     ) -> DraemScorer:
         train_images = check_images(X, what="training images")
         val_images = check_images(X_val, what="validation images") if X_val is not None else train_images
-        train = resize_batch(train_images, self.input_size)
-        val = resize_batch(val_images, self.input_size)
+        if self.normalise:
+            train_images = [gain_normalise(im) for im in train_images]
+            val_images_n = [gain_normalise(im) for im in val_images]
+        else:
+            val_images_n = val_images
+        crop_px: int | None = None
+        if self.input_scale is not None:
+            crop_px = self.crop_px
+            train: Any = [resize_keep_aspect(im, self.input_scale) for im in train_images]
+            val_scaled = [resize_keep_aspect(im, self.input_scale) for im in val_images_n]
+            val = random_crops(val_scaled, max(len(val_scaled), 64), crop_px,
+                               np.random.default_rng(self.seed + 2))
+        else:
+            train = resize_batch(train_images, self.input_size)
+            val = resize_batch(val_images_n, self.input_size)
         model = DraemModel(self.base_width)
         self.model_, self.history_ = train_draem(
             model, train, val, list(sources), steps=self.steps, batch_size=self.batch_size,
-            lr=self.lr, seed=self.seed, max_seconds=self.max_seconds, log=log,
+            lr=self.lr, seed=self.seed, max_seconds=self.max_seconds, anomalies=self.anomalies,
+            crop_px=crop_px, log=log,
         )
         self.inference_model_ = fuse_batchnorm(self.model_)
         self._calibrate(val_images, image_quantile=self.image_quantile,

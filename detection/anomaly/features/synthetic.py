@@ -149,3 +149,109 @@ def synthesize(
     blended = (1 - beta) * texture + beta * image01
     augmented = image01 * (1 - mask) + blended * mask
     return augmented.astype(np.float32), mask
+
+
+# --------------------------------------------------------------------------- surface anomalies
+# Shapes that a pressed and ground surface (magnetic tiles, strip) shows when it is defective,
+# none of them copied from a real defect: small dark pits (blowholes), thin dark cracks, a band
+# whose gain and streak texture differ from the rest (uneven grinding), and pieces missing at
+# an edge (breaks, fraying). All are drawn on defect-free images only.
+
+
+def spot_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """1-3 small ellipses (radii 1.5-8 % of the shorter side) with Perlin-ragged outlines."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    rough = perlin_2d(shape, (8, 8), rng) * 0.35
+    mask = np.zeros(shape, bool)
+    for _ in range(int(rng.integers(1, 4))):
+        r = rng.uniform(0.015, 0.08) * min(h, w) + 1.0
+        ry, rx = r * rng.uniform(0.6, 1.4), r * rng.uniform(0.6, 1.4)
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        t = rng.uniform(0, np.pi)
+        dy, dx = yy - cy, xx - cx
+        u = (dy * np.cos(t) + dx * np.sin(t)) / ry
+        v = (-dy * np.sin(t) + dx * np.cos(t)) / rx
+        mask |= u**2 + v**2 + rough < 1.0
+    return mask.astype(np.float32)
+
+
+def band_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A band across the whole image between two wavy lines (along rows or columns)."""
+    h, w = shape
+    across = rng.random() < 0.7  # a band spanning the width, bounded above and below
+    n, m = (h, w) if across else (w, h)
+    width = rng.uniform(0.1, 0.5) * n
+    start = rng.uniform(-0.2 * n, n - 0.3 * width)
+    wobble = perlin_2d((1, m), (1, int(rng.integers(1, 5))), rng)[0] * rng.uniform(0, 0.1) * n
+    lo = start + wobble
+    hi = lo + width + perlin_2d((1, m), (1, 3), rng)[0] * 0.05 * n
+    idx = np.arange(n, dtype=np.float32)[:, None]
+    band = (idx >= lo[None, :]) & (idx < hi[None, :])
+    return (band if across else band.T).astype(np.float32)
+
+
+def edge_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A ragged piece missing at one image edge: depth 3-25 % of the side, over 10-60 % of it."""
+    h, w = shape
+    side = int(rng.integers(4))
+    n, m = (h, w) if side < 2 else (w, h)  # n: the axis going inward
+    length = rng.uniform(0.1, 0.6) * m
+    start = rng.uniform(0, m - length)
+    pos = np.arange(m, dtype=np.float32)
+    inside = np.clip(1 - np.abs(2 * (pos - start) / length - 1), 0, 1) ** 0.5
+    depth = inside * rng.uniform(0.03, 0.25) * n * (1 + 0.4 * perlin_2d((1, m), (1, 6), rng)[0])
+    idx = np.arange(n, dtype=np.float32)[:, None]
+    piece = idx < depth[None, :]
+    if side % 2:
+        piece = piece[::-1]
+    return np.ascontiguousarray(piece if side < 2 else piece.T).astype(np.float32)
+
+
+SURFACE_KINDS = ("texture", "spot", "crack", "band", "edge")
+
+
+def synthesize_surface(
+    image01: np.ndarray,
+    sources: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    *,
+    p_anomaly: float = 0.5,
+    weights: Sequence[float] = (0.3, 0.2, 0.2, 0.15, 0.15),
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(augmented, mask)`` with one anomaly of a kind drawn from :data:`SURFACE_KINDS`
+    (probabilities ``weights``), or the image unchanged with probability ``1 - p_anomaly``.
+
+    >>> rng = np.random.default_rng(1)
+    >>> img = np.full((48, 64), 0.4, dtype=np.float32)
+    >>> shapes = [synthesize_surface(img, [], rng, p_anomaly=1.0)[1].shape for _ in range(20)]
+    >>> set(shapes)
+    {(48, 64)}
+    """
+    shape = image01.shape
+    image01 = image01.astype(np.float32)
+    if rng.random() >= p_anomaly:
+        return image01, np.zeros(shape, np.float32)
+    p = np.asarray(weights, dtype=np.float64)
+    kind = SURFACE_KINDS[int(rng.choice(len(p), p=p / p.sum()))]
+    level = float(np.median(image01))
+    if kind == "texture":
+        return synthesize(image01, sources, rng, p_anomaly=1.0)
+    if kind == "crack":
+        mask = crack_mask(shape, rng)
+        fill = np.full(shape, max(0.0, level * rng.uniform(0.2, 0.7)), np.float32)
+    elif kind == "spot":
+        mask = spot_mask(shape, rng)
+        fill = image01 * rng.uniform(0.15, 0.7)  # a pit: darker, the texture faintly kept
+    elif kind == "band":
+        mask = band_mask(shape, rng)
+        gain = rng.uniform(0.55, 0.85) if rng.random() < 0.5 else rng.uniform(1.2, 1.7)
+        streaks = perlin_2d(shape, (1, int(rng.integers(8, 33))), rng) * rng.uniform(0, 0.15)
+        fill = image01 * gain + streaks * level
+    else:
+        mask = edge_mask(shape, rng)
+        fill = (rng.uniform(0.0, 0.1) + 0.02 * rng.standard_normal(shape)).astype(np.float32)
+    if not mask.any():
+        return image01, mask
+    augmented = np.clip(image01 * (1 - mask) + fill * mask, 0.0, 1.0)
+    return augmented.astype(np.float32), mask

@@ -22,7 +22,8 @@ class PatchCoreScorer(AnomalyScorer):
     """Nearest-neighbour distance to a coreset of normal patch features.
 
     The image score is the maximum of the (smoothed) map: one far-from-normal patch makes a
-    defect image.
+    defect image. ``normalise``: as :class:`~detection.anomaly.draem.scorer.DraemScorer`, set
+    it when the features come from a model trained on gain-normalised images.
     """
 
     kind = "patchcore"
@@ -40,6 +41,7 @@ class PatchCoreScorer(AnomalyScorer):
         blur_sigma: float = 4.0,
         image_quantile: float = 0.98,
         pixel_quantile: float = 0.995,
+        normalise: bool = False,
         seed: int = 0,
     ) -> None:
         self.feature_extractor = feature_extractor
@@ -52,6 +54,7 @@ class PatchCoreScorer(AnomalyScorer):
         self.blur_sigma = blur_sigma
         self.image_quantile = image_quantile
         self.pixel_quantile = pixel_quantile
+        self.normalise = normalise
         self.seed = seed
 
     def fit(self, X: Images, y: Any = None, *, X_val: Images | None = None) -> PatchCoreScorer:
