@@ -109,6 +109,9 @@ def _log(entry: dict[str, float]) -> None:
                    "pits, cracks, bands and broken edges (surface).")
 @click.option("--normalise", is_flag=True,
               help="draem: bring every image's median to one level before scoring.")
+@click.option("--score-kernel", type=int, default=None,
+              help="draem: the image score is the maximum of the map averaged over this many "
+                   "working pixels square (default 9).")
 @click.option("--width", type=int, default=None,
               help="Network base width (draem, ssim_ae, selfsup features).")
 @click.option("--coreset-size", type=int, default=None, help="patchcore: memory-bank size.")
@@ -119,7 +122,7 @@ def train_anomaly(
     normal_dir: Path, out_path: Path, kind: str, features_path: Path | None, features_kind: str,
     sources_dir: Path | None, steps: int | None, max_minutes: float, input_size: int | None,
     input_scale: float | None, crop_px: int | None, anomalies: str | None, normalise: bool,
-    width: int | None, coreset_size: int | None, seed: int, threads: int,
+    score_kernel: int | None, width: int | None, coreset_size: int | None, seed: int, threads: int,
 ) -> None:
     """Train an anomaly scorer on defect-free images and save it with its manifest."""
     import torch
@@ -165,6 +168,8 @@ def train_anomaly(
             params["anomalies"] = anomalies
         if normalise:
             params["normalise"] = True
+        if score_kernel is not None:
+            params["score_kernel"] = score_kernel
         return DraemScorer(**params).fit(train, X_val=val, sources=sources(), log=_log)
 
     def selfsup() -> Any:
@@ -341,10 +346,54 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
         manifest_path.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
 
 
+@click.command("retune-anomaly")
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+              help="A trained draem model file.")
+@click.option("--normal", "normal_dir", required=True, type=click.Path(path_type=Path),
+              help="The folder it was trained on (its val part sets the new thresholds).")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
+@click.option("--score-kernel", type=int, required=True,
+              help="The new averaging window of the image score (working pixels).")
+@click.option("--threads", type=int, default=1, show_default=True)
+def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_kernel: int,
+                   threads: int) -> None:
+    """Change a DRAEM model's image-score window without retraining; thresholds are set again
+    from the val part of --normal (choose the window with ``evaluate-anomaly --synthetic-val``)."""
+    import torch
+
+    from detection.anomaly.artefact import load, save
+
+    torch.set_num_threads(threads)
+    scorer = load(model_path)
+    if scorer.kind != "draem":
+        raise InputError(f"a {scorer.kind} model has no score window; give a draem model",
+                         source=str(model_path))
+    if score_kernel < 1 or score_kernel % 2 == 0:
+        raise InputError(f"--score-kernel must be odd and positive, got {score_kernel}")
+    _, val_files, _ = _split_normal(normal_dir)
+    scorer.score_kernel = score_kernel
+    scorer._calibrate([load_gray(p) for p in val_files], image_quantile=scorer.image_quantile,
+                      pixel_quantile=scorer.pixel_quantile)
+    old_manifest_path = Path(model_path).with_suffix(".json")
+    old = json.loads(old_manifest_path.read_text()) if old_manifest_path.is_file() else {}
+    manifest = {
+        "command": old.get("command"),
+        "training_seconds": old.get("training_seconds"),
+        "history": old.get("history"),
+        "retuned": {"command": _command_line(), "from": str(model_path),
+                    "score_kernel": score_kernel},
+        "metrics": {},
+    }
+    manifest_path = save(scorer, out_path, training_data=getattr(scorer, "training_data_", {}),
+                         manifest=manifest)
+    click.echo(f"{out_path} (manifest {manifest_path}): score window {score_kernel}, "
+               f"image threshold {scorer.threshold_:.4g}")
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
 
 
-COMMANDS = [train_anomaly, score, evaluate_anomaly]
+COMMANDS = [train_anomaly, score, evaluate_anomaly, retune_anomaly]

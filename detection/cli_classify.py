@@ -206,6 +206,13 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
 @click.option("--free-per-epoch", default=200, show_default=True, type=click.IntRange(0, 100000))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--max-minutes",
+    default=None,
+    type=click.FloatRange(0.1, None),
+    help="Wall-time cap of the training loop: the schedule follows the time fraction when it is "
+    "ahead of the epoch fraction, and training stops before an epoch that would pass the cap.",
+)
 def train_segmenter(
     data_dir: str,
     out_path: str,
@@ -218,6 +225,7 @@ def train_segmenter(
     free_per_epoch: int,
     seed: int,
     threads: int,
+    max_minutes: float | None,
 ) -> None:
     """Train a context aggregation network; report its figures on the test part."""
     from detection.datasets import discover
@@ -234,6 +242,7 @@ def train_segmenter(
         free_per_epoch=free_per_epoch,
         seed=seed,
         threads=threads,
+        max_minutes=max_minutes,
     )
     seg, summary = train_on_set(data, seg, n_synthetic=synthetic, log=lambda s: click.echo(s, err=True))
     test = data.part("test")

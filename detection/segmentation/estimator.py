@@ -28,6 +28,7 @@ background and ``k + 1`` for defect class ``k``. Predictions come back at each i
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -75,6 +76,7 @@ class DefectSegmenter:
         val_every: int = 2,
         seed: int = 0,
         threads: int = 1,
+        max_minutes: float | None = None,
     ) -> None:
         self.scale = scale
         self.crop_px = crop_px
@@ -91,6 +93,7 @@ class DefectSegmenter:
         self.val_every = val_every
         self.seed = seed
         self.threads = threads
+        self.max_minutes = max_minutes
 
     # ----------------------------------------------------------------------------- training
     def fit(
@@ -156,13 +159,27 @@ class DefectSegmenter:
         self.net_ = net
         self.image_threshold_ = self.pixel_threshold_ = self.threshold
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
         self.history_: list[dict[str, Any]] = []
         best, best_state = None, copy.deepcopy(net.state_dict())
         self.best_epoch_ = self.epochs
+        budget_s = None if self.max_minutes is None else self.max_minutes * 60
+        t_start = time.perf_counter()
+        last = False
         for epoch in range(1, self.epochs + 1):
             t0 = time.perf_counter()
-            lam = (epoch - 1) / max(self.epochs - 1, 1)
+            # Progress drives both the loss blend and the cosine learning rate: the epoch
+            # fraction, or with a wall-time budget the time fraction if that is ahead, so a run
+            # cut short by the budget still ends on the segmentation loss at a low rate.
+            progress = (epoch - 1) / max(self.epochs - 1, 1)
+            if budget_s is not None and epoch > 1:
+                elapsed = t0 - t_start
+                per_epoch = elapsed / (epoch - 1)
+                progress = max(progress, min(1.0, elapsed / max(budget_s - per_epoch, 1e-6)))
+                last = elapsed + 2 * per_epoch > budget_s  # the next one would not fit
+            last = last or epoch == self.epochs
+            lam = progress
+            for group in opt.param_groups:
+                group["lr"] = self.lr * (0.02 + 0.49 * (1 + math.cos(math.pi * progress)))
             # This epoch's set: every defect image, a sample of free ones, synthetic pastes.
             pick_free = rng.permutation(free)[: self.free_per_epoch].tolist() if free else []
             pairs = [(xs_all[i], ms_all[i]) for i in defect + pick_free]
@@ -193,9 +210,8 @@ class DefectSegmenter:
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
-            sched.step()
             row: dict[str, Any] = {"epoch": epoch, "lam": lam, "train_loss": total / len(order)}
-            if has_val and (epoch % self.val_every == 0 or epoch == self.epochs):
+            if has_val and (epoch % self.val_every == 0 or last):
                 net.eval()
                 lows = [self._low_res_one(im) for im in val_images]  # type: ignore[union-attr]
                 vm = [self._scaled_mask(m) for m in val_masks]  # type: ignore[union-attr]
@@ -216,6 +232,8 @@ class DefectSegmenter:
             self.history_.append(row)
             if log is not None:
                 log(_format_row(row))
+            if last:
+                break
         net.eval()
         if has_val:
             net.load_state_dict(best_state)

@@ -156,3 +156,19 @@ def test_synthetic_val_selection_figure(tiny_model: Path, normal_dir: Path, tmp_
     assert code == 0, err
     result = json.loads(out)
     assert 0.0 <= result["synthetic_val_image_auroc"] <= 1.0 and result["n_synthetic"] >= 1
+
+
+def test_retune_changes_the_score_window_and_thresholds(tiny_model: Path, normal_dir: Path,
+                                                        tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "retuned.pt"
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal",
+                         str(normal_dir), "--out", str(out), "--score-kernel", "3"], capsys)
+    assert code == 0, err
+    scorer = load_scorer(out)
+    assert scorer.score_kernel == 3 and np.isfinite(scorer.threshold_)
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["retuned"]["score_kernel"] == 3 and manifest["command"]
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal",
+                         str(normal_dir), "--out", str(out), "--score-kernel", "4"], capsys)
+    assert code == 2 and "odd" in err

@@ -234,3 +234,12 @@ def test_bad_input_is_a_clear_error_not_a_traceback(
     if DEFAULT_MODEL.is_file():
         main(["detect", "classify", str(rgb), str(deep)])  # returns normally: no SystemExit
         assert len(capsys.readouterr().out.strip().splitlines()) == 3
+
+
+def test_a_wall_time_cap_stops_training_and_keeps_the_best_epoch() -> None:
+    rng = np.random.default_rng(4)
+    x = [rng.random((24, 24)).astype(np.float32) * (0.3 if i % 2 else 1.0) for i in range(8)]
+    y = [i % 2 for i in range(8)]
+    clf = DefectClassifier(**TINY, epochs=20, max_minutes=1e-6).fit(
+        x, y, classes=["bright", "dark"], val_images=x[:4], val_labels=y[:4])
+    assert len(clf.history_) == 1 and clf.stopped_at_epoch_ == 1 and clf.best_epoch_ == 1

@@ -154,3 +154,14 @@ def test_the_default_segmenter_is_small_and_documented() -> None:
     seg = load_segmenter()
     assert seg.classes_ == ["Blowhole", "Break", "Crack", "Fray", "Uneven"]
     assert manifest["metrics"]["test"]["n"] > 0
+
+
+def test_a_wall_time_cap_ends_the_schedule_early_on_the_segmentation_loss() -> None:
+    rng = np.random.default_rng(3)
+    x, m = _tiles(9, rng)
+    xv, mv = _tiles(3, rng)
+    seg = DefectSegmenter(**TINY, epochs=50, max_minutes=1e-6).fit(
+        x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=0
+    )
+    assert len(seg.history_) == 2  # the first epoch always runs; the second is the last
+    assert seg.history_[-1]["lam"] == 1.0 and "val_mAP" in seg.history_[-1]
