@@ -15,7 +15,8 @@ cold caches each repeat:
 6. ``browser ...``: a real server (its caches warm) and Debian's Chromium, from navigation to
    the coil map's WebGL canvas with its traces drawn, in a new browser profile and in a
    returning one, and the ingestion page (no figure) for scale (``--browser``, the default
-   when Chromium is there).
+   when Chromium is there); the same for a coil of ``--anchor-observations`` (5,000): what a
+   new browser profile costs whatever the coil.
 
 Prints p50/p95 per stage and which stage dominates.
 """
@@ -53,7 +54,9 @@ def _time(fn: Callable[[], object], repeats: int, before: Callable[[], None] | N
     return out
 
 
-def _browser_first_render(url: str, image_root: Path, piece: str, repeats: int) -> dict[str, list[float]]:
+def _browser_first_render(
+    url: str, image_root: Path, piece: str, repeats: int, *, port: int = 8765
+) -> dict[str, list[float]]:
     """Seconds from navigation to the coil map's WebGL canvas and drawn traces: in a new
     browser profile (downloads Streamlit's and plotly's scripts again) and in a returning one
     (scripts cached, a new Streamlit session all the same); and, for scale, the ingestion page
@@ -62,7 +65,6 @@ def _browser_first_render(url: str, image_root: Path, piece: str, repeats: int) 
 
     from dashboard.cli import server_command, server_env
 
-    port = 8765
     proc = subprocess.Popen(
         server_command(port),
         env=server_env(url, image_root),
@@ -138,6 +140,12 @@ def main(argv: list[str] | None = None) -> None:
         "--url", default=None, help="An empty database to build the sample in (default: SQLite)."
     )
     parser.add_argument("--browser", action=argparse.BooleanOptionalAction, default=CHROMIUM.exists())
+    parser.add_argument(
+        "--anchor-observations",
+        type=int,
+        default=5_000,
+        help="observations of the small coil timed in the browser beside the big one (0: skip)",
+    )
     args = parser.parse_args(argv)
 
     import logging
@@ -202,15 +210,28 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
     stages["page (AppTest)"] = _time(apptest, args.repeats, before=data.coil_view.clear)
     if args.browser:
         stages.update(_browser_first_render(url, tmp / "images", piece, args.repeats))
+        if args.anchor_observations:
+            # The anchor: the same pages for a coil with few observations, so what a new browser
+            # profile pays whatever the coil (the framework's scripts) shows apart from the data.
+            small = tmp / "small"
+            small.mkdir()
+            small_url = f"sqlite:///{small / 'coilmap.sqlite'}"
+            info = build(small_url, small / "images", groups=1, big_coil=args.anchor_observations)
+            anchor = _browser_first_render(
+                small_url, small / "images", info.big_coil, args.repeats, port=8766
+            )
+            label = f"{args.anchor_observations // 1000}k coil"
+            stages[f"browser, new prof., {label}"] = anchor["browser, new profile"]
+            stages[f"browser, returning, {label}"] = anchor["browser, returning"]
     engine.dispose()
 
     n = len(view.observations)
     print(f"coil map of {piece}: {n:,} observations in its frame; figure: "
           f"{sum(summary.n_points.values()):,} points, aggregated {summary.aggregated}, "
           f"JSON {len(payload[-1]) / 1e6:.1f} MB")  # fmt: skip
-    print(f"{'stage':<24}{'p50 s':>9}{'p95 s':>9}   (n={args.repeats}, cold data caches)")
+    print(f"{'stage':<30}{'p50 s':>9}{'p95 s':>9}   (n={args.repeats}, cold data caches)")
     for name, values in stages.items():
-        print(f"{name:<24}{statistics.median(values):>9.3f}{_pct(values, 0.95):>9.3f}")
+        print(f"{name:<30}{statistics.median(values):>9.3f}{_pct(values, 0.95):>9.3f}")
     inner = {
         k: statistics.median(v)
         for k, v in stages.items()
