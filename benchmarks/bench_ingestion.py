@@ -108,10 +108,9 @@ def _table_run(url: str, cfg, label: str, *, fuse: bool = False) -> dict:  # typ
         t = time.perf_counter()
         summary = run_station(replace(cfg, fused_model=None), "PL-T", engine=engine)
         seconds = time.perf_counter() - t
-        if fuse and cfg.fused_model is not None:
-            _fusion_step(engine, cfg.fused_model)
-    finally:
+    except BaseException:
         engine.dispose()
+        raise
     n = summary.counts.n_observations
     print(
         f"{label:<10} {n:>9} observations in {seconds:6.2f} s = {n / seconds:9,.0f} /s   "
@@ -119,6 +118,11 @@ def _table_run(url: str, cfg, label: str, *, fuse: bool = False) -> dict:  # typ
     )
     if summary.status != "ok":
         print(f"  run status {summary.status}: {summary.errors}")
+    try:
+        if fuse and cfg.fused_model is not None:
+            _fusion_step(engine, cfg.fused_model)
+    finally:
+        engine.dispose()
     return {"n": n, "seconds": seconds, "rate": n / seconds, "parts": summary.seconds}
 
 

@@ -42,6 +42,16 @@ def default_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _db_errors() -> tuple[type[BaseException], ...]:
     import psycopg
 
@@ -90,6 +100,7 @@ def run_station(
         with transaction(engine) as s:
             st.lock_for_write(s)
             ids = st.upsert_stations(cfg, session=s)
+            st.close_dead_runs(session=s, host=socket.gethostname(), alive=_process_alive)
             line_id = s.scalar(select(m.Station.line_id).where(m.Station.id == ids[stc.code]))
             summary.run_id = st.start_run(session=s, line_id=line_id, station_id=ids[stc.code], worker=worker)
     except db_errors as exc:

@@ -10,7 +10,7 @@ Observations go in bulk: PostgreSQL ``COPY`` (binary) into a temporary table, th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,6 +137,33 @@ def start_run(*, session: Session, line_id: int | None, station_id: int | None, 
     session.add(run)
     session.flush()
     return run.id
+
+
+def close_dead_runs(*, session: Session, host: str, alive: Callable[[int], bool]) -> list[int]:
+    """Runs left ``running`` by a worker of ``host`` whose process is gone (killed, the
+    machine rebooted): recorded as ``killed``, so ``coilmap ingest status`` does not show them
+    running for ever. Their batches were rolled back with the worker's connection and are
+    taken again by the next run. Returns the ids closed."""
+    R = m.IngestionRun
+    dead = []
+    for run_id, worker in session.execute(
+        select(R.id, R.worker).where(R.status == "running", R.worker.like(f"{host}:%"))
+    ):
+        pid = worker.rpartition(":")[2]
+        if pid.isdigit() and not alive(int(pid)):
+            dead.append(run_id)
+    if dead:
+        session.execute(
+            update(R)
+            .where(R.id.in_(dead), R.status == "running")
+            .values(
+                status="killed",
+                finished_at=now_utc(),
+                errors=["the worker process ended without closing this run (killed?); its open batch "
+                        "was rolled back and is taken again by the next run"],
+            )
+        )  # fmt: skip
+    return dead
 
 
 @dataclass

@@ -102,7 +102,9 @@ class StationContext:
                     f"no anomaly model at {a}: train one (`coilmap detect train-anomaly`) or set "
                     "[detector] anomaly_model in the configuration"
                 )
+            t0 = time.perf_counter()
             self.detector = load_detector(a, c)
+            self.tick("detect:load models", t0)
         return self.detector
 
 

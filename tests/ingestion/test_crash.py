@@ -96,6 +96,11 @@ def test_kill_9_mid_batch_then_restart(
     keys = observation_keys(engine)
     assert len(keys) == len(set(keys)) and set(keys) == expected
     assert _consistent(engine)[0] == len(expected)
+    # The next run on this host saw that the killed worker's process is gone and closed its run.
+    with engine.connect() as c:
+        statuses = list(c.execute(select(m.IngestionRun.status, m.IngestionRun.errors)))
+    assert "running" not in {st for st, _ in statuses}
+    assert any(st == "killed" and "ended without closing" in errors[0] for st, errors in statuses)
 
 
 # --- the database going away ----------------------------------------------------------------
