@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="coilmap bench ingestion", description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--postgres", default=os.environ.get("COILMAP_TEST_POSTGRES_URL"))
-    ap.add_argument("--frames", type=int, default=12, help="frames for the frame benchmark (0: skip)")
+    ap.add_argument("--frames", type=int, default=25, help="frames for the frame benchmark (0: skip)")
     ap.add_argument("--no-fusion", dest="fusion", action="store_false", help="skip timing the fusion step")
     ap.add_argument(
         "--shuffled", action="store_true", help="rows in random order (worst case) instead of as written"
