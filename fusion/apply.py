@@ -26,7 +26,7 @@ def apply_model(engine: Engine, model: FusedModel, *, pieces: list[str] | None =
     proba = model.estimator.predict_proba(table.features)
     classes = model.estimator.classes_
     best = np.argmax(proba, axis=1)
-    real = model.estimator.real_probability(table.features)
+    real = model.estimator.real_from_proba(proba)
     now = datetime.now(UTC)
     rows = [
         {

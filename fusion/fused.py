@@ -69,7 +69,10 @@ class FusedClassifier(ClassifierMixin, BaseEstimator):
 
     def real_probability(self, X: np.ndarray) -> np.ndarray:
         """Probability that each observation is a real defect (not dirt, oil or water)."""
-        proba = self.predict_proba(X)
+        return self.real_from_proba(self.predict_proba(X))
+
+    def real_from_proba(self, proba: np.ndarray) -> np.ndarray:
+        """:meth:`real_probability` from :meth:`predict_proba`'s output (one prediction, not two)."""
         if PSEUDO not in self.classes_:
             return np.ones(proba.shape[0])
         return 1.0 - proba[:, list(self.classes_).index(PSEUDO)]
