@@ -390,10 +390,52 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
                f"image threshold {scorer.threshold_:.4g}")
 
 
+@click.command("combine-anomaly")
+@click.option("--model", "model_paths", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="A trained scorer (give two or more).")
+@click.option("--normal", "normal_dir", required=True, type=click.Path(path_type=Path),
+              help="The folder the members were trained on (its val part sets the thresholds).")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
+@click.option("--threads", type=int, default=1, show_default=True)
+def combine_anomaly(model_paths: tuple[Path, ...], normal_dir: Path, out_path: Path,
+                    threads: int) -> None:
+    """An ensemble of trained scorers: maps and image scores divided by each member's
+    threshold, averaged; thresholds set again from the val part of --normal."""
+    import torch
+
+    from detection.anomaly.artefact import load, save
+    from detection.anomaly.ensemble.scorer import EnsembleScorer
+
+    torch.set_num_threads(threads)
+    members = [load(p) for p in model_paths]
+    if len(members) < 2:
+        raise InputError("give at least two --model files to combine")
+    train_files, val_files, class_dir = _split_normal(normal_dir)
+    scorer = EnsembleScorer(members=members).fit(None, X_val=[load_gray(p) for p in val_files])
+    sources = []
+    for p in model_paths:
+        mpath = Path(p).with_suffix(".json")
+        m = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        sources.append({"model": str(p), "command": m.get("command"),
+                        "training_seconds": m.get("training_seconds"), "retuned": m.get("retuned")})
+    training_data = {
+        "folder": str(normal_dir), "class_dir": class_dir,
+        "split": "coilmap.datasplit.mt_part(class_dir, stem): members fit on train, val thresholds",
+        "n_train": len(train_files), "n_val": len(val_files),
+        "files_sha1": _files_digest(train_files + val_files),
+    }
+    manifest = {"command": _command_line(), "members": sources,
+                "training_seconds": sum(float(m["training_seconds"] or 0) for m in sources),
+                "metrics": {}}
+    manifest_path = save(scorer, out_path, training_data=training_data, manifest=manifest)
+    click.echo(f"ensemble of {len(members)} -> {out_path} (manifest {manifest_path}); "
+               f"image threshold {scorer.threshold_:.4g}")
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
 
 
-COMMANDS = [train_anomaly, score, evaluate_anomaly, retune_anomaly]
+COMMANDS = [train_anomaly, score, evaluate_anomaly, retune_anomaly, combine_anomaly]

@@ -28,11 +28,13 @@ FORMAT_VERSION = 1
 def scorer_classes() -> dict[str, type[AnomalyScorer]]:
     """Every scorer kind by name (imported lazily: each pulls its own torch modules)."""
     from detection.anomaly.draem.scorer import DraemScorer
+    from detection.anomaly.ensemble.scorer import EnsembleScorer
     from detection.anomaly.ocsvm.scorer import OcsvmScorer
     from detection.anomaly.patchcore.scorer import PatchCoreScorer
     from detection.anomaly.ssim_ae.scorer import SsimAeScorer
 
-    return {c.kind: c for c in (DraemScorer, PatchCoreScorer, SsimAeScorer, OcsvmScorer)}
+    return {c.kind: c for c in (DraemScorer, PatchCoreScorer, SsimAeScorer, OcsvmScorer,
+                                EnsembleScorer)}
 
 
 def plain_params(scorer: AnomalyScorer) -> dict[str, Any]:

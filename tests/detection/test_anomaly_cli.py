@@ -172,3 +172,23 @@ def test_retune_changes_the_score_window_and_thresholds(tiny_model: Path, normal
     code, _, err = _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal",
                          str(normal_dir), "--out", str(out), "--score-kernel", "4"], capsys)
     assert code == 2 and "odd" in err
+
+
+def test_combine_two_models_into_an_ensemble(tiny_model: Path, normal_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    retuned = tmp_path / "k3.pt"
+    assert _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal", str(normal_dir),
+                 "--out", str(retuned), "--score-kernel", "3"], capsys)[0] == 0
+    out = tmp_path / "ens.pt"
+    code, _, err = _run(["detect", "combine-anomaly", "--model", str(tiny_model), "--model",
+                         str(retuned), "--normal", str(normal_dir), "--out", str(out)], capsys)
+    assert code == 0, err
+    ens = load_scorer(out)
+    assert ens.kind == "ensemble" and len(ens.members_) == 2
+    image = np.asarray(Image.open(next(normal_dir.glob("*.jpg"))), np.float32) / 255
+    assert ens.score_map(image).shape == image.shape
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert [m["model"] for m in manifest["members"]] == [str(tiny_model), str(retuned)]
+    code, _, err = _run(["detect", "combine-anomaly", "--model", str(tiny_model), "--normal",
+                         str(normal_dir), "--out", str(out)], capsys)
+    assert code == 2 and "at least two" in err
