@@ -104,9 +104,10 @@ def _log(entry: dict[str, float]) -> None:
                    "ratio instead of resizing them to the square --input-size (draem then "
                    "trains on random --crop-px crops).")
 @click.option("--crop-px", type=int, default=None, help="draem with --input-scale: training crop size.")
-@click.option("--anomalies", type=click.Choice(["draem", "surface"]), default=None,
-              help="draem: synthetic anomalies, the paper's Perlin textures (draem) or those plus "
-                   "pits, cracks, bands and broken edges (surface).")
+@click.option("--anomalies", type=click.Choice(["draem", "surface", "mixed"]), default=None,
+              help="draem: synthetic anomalies, the paper's Perlin textures (draem), those plus "
+                   "pits, cracks, bands and broken edges (surface), or those with texture "
+                   "blobs for 60 % (mixed).")
 @click.option("--normalise", is_flag=True,
               help="draem: bring every image's median to one level before scoring.")
 @click.option("--score-kernel", type=int, default=None,

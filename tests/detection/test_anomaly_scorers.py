@@ -209,3 +209,14 @@ def test_surface_anomalies_mark_what_they_change(kind: int) -> None:
         aug, mask = synthesize_surface(image, [], rng, p_anomaly=1.0, weights=np.eye(5)[kind])
         assert aug.shape == mask.shape == image.shape and set(np.unique(mask)) <= {0.0, 1.0}
         np.testing.assert_array_equal(aug[mask == 0], image[mask == 0])
+
+
+@pytest.mark.parametrize("anomalies", ["draem", "surface", "mixed"])
+def test_every_synthetic_anomaly_mix_gives_masks_where_it_changes(anomalies: str) -> None:
+    from detection.anomaly.draem.scorer import synthetic_batch
+
+    rng = np.random.default_rng(5)
+    batch = torch.from_numpy(np.stack([_surface(rng, (32, 32)) for _ in range(6)]))[:, None]
+    clean, aug, masks = synthetic_batch(batch, [], rng, 1.0, anomalies=anomalies)
+    assert aug.shape == masks.shape == clean.shape and bool(masks.any())
+    assert torch.equal(aug[masks == 0], clean[masks == 0])

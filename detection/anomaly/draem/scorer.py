@@ -30,6 +30,8 @@ from detection.anomaly.draem.torch_model import DraemModel, fuse_batchnorm
 from detection.anomaly.features.synthetic import synthesize, synthesize_surface
 from detection.anomaly.ssim import ssim_map
 
+MIXED_WEIGHTS = (0.6, 0.1, 0.1, 0.1, 0.1)  # texture, spot, crack, band, edge
+
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
     """Binary focal loss: down-weights the many easy background pixels (Lin et al. 2017)."""
@@ -49,10 +51,18 @@ def synthetic_batch(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(clean, augmented, masks)`` for an (N, 1, S, S) batch; random flips first if ``flip``.
 
-    ``anomalies``: ``"draem"`` (Perlin blobs of foreign texture, the paper's) or ``"surface"``
-    (those plus pits, cracks, bands and broken edges, :func:`synthesize_surface`).
+    ``anomalies``: ``"draem"`` (Perlin blobs of foreign texture, the paper's), ``"surface"``
+    (those plus pits, cracks, bands and broken edges, :func:`synthesize_surface`) or
+    ``"mixed"`` (the same kinds, texture blobs for 60 %).
     """
-    make = synthesize_surface if anomalies == "surface" else synthesize
+    if anomalies == "surface":
+        make: Any = synthesize_surface
+    elif anomalies == "mixed":  # the paper's texture blobs for most, each surface shape for some
+        def make(im: np.ndarray, src: Sequence[np.ndarray], r: np.random.Generator, *,
+                 p_anomaly: float) -> tuple[np.ndarray, np.ndarray]:
+            return synthesize_surface(im, src, r, p_anomaly=p_anomaly, weights=MIXED_WEIGHTS)
+    else:
+        make = synthesize
     clean, aug, masks = [], [], []
     for im in images[:, 0].numpy():
         if flip and rng.random() < 0.5:
