@@ -252,7 +252,7 @@ def _frames(work: Path, n_frames: int) -> None:
         print(f"  {k:<16} {v:7.2f} s  {100 * v / seconds:5.1f} %")
     print(
         f"  {'other':<16} {seconds - total:7.2f} s  {100 * (seconds - total) / seconds:5.1f} %"
-        "  (model load, scan, run records)"
+        "  (imports, genealogy and mark lookups, sightings, manifest, claims, run records)"
     )
 
 

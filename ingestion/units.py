@@ -91,7 +91,8 @@ class StationContext:
         """The frame detector: given, configured ([detector] model files) or the project's
         default models (``detection/default_models``)."""
         if self.detector is None:
-            from detection.worker import load_detector
+            t0 = time.perf_counter()
+            from detection.worker import load_detector  # imports torch: part of loading
 
             a, c = self.cfg.anomaly_model, self.cfg.classifier_model
             if a is None:
@@ -102,7 +103,6 @@ class StationContext:
                     f"no anomaly model at {a}: train one (`coilmap detect train-anomaly`) or set "
                     "[detector] anomaly_model in the configuration"
                 )
-            t0 = time.perf_counter()
             self.detector = load_detector(a, c)
             self.tick("detect:load models", t0)
         return self.detector
