@@ -40,6 +40,8 @@ class CoilView:
     removed_regions: list[dict] = field(default_factory=list)
     # Roll-mark series (fusion): side, class, x_mm (members), y_mm, period_mm (in ``frame``).
     roll_marks: list[dict] = field(default_factory=list)
+    # Surface-and-class groups too big for that search: side, class, n.
+    roll_marks_skipped: list[dict] = field(default_factory=list)
     ancestors: list[str] = field(default_factory=list)
     # How much longer 1 mm of each source piece (ancestor or the piece) is on this piece:
     # position errors of upstream stations grow by the same factor.

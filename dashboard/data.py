@@ -238,6 +238,7 @@ def coil_view(url: str, piece_id: str, margin_fraction: float = 0.05) -> cv.Coil
         cut_lines=cv.cut_lines(g, piece_id, margin),
         removed_regions=cv.removed_regions(g, piece_id, margin),
         roll_marks=rolls,
+        roll_marks_skipped=roll_mark_skipped(obs),
         ancestors=g.ancestors(piece_id),
         length_scale=cv.length_scales(g, piece_id),
     )
@@ -272,6 +273,19 @@ def _with_class_and_severity(obs: pd.DataFrame) -> pd.DataFrame:
 
 def roll_marks_available() -> bool:
     return importlib.util.find_spec("fusion.roll_marks") is not None
+
+
+def roll_mark_skipped(obs: pd.DataFrame) -> list[dict]:
+    """The surface-and-class groups too big for the roll-mark search (``side``, ``class``,
+    ``n``), so the page can say where it did not look."""
+    if obs.empty:
+        return []
+    sizes = obs[obs["status"] == "kept"].groupby(["side", "class"], sort=True).size()
+    return [
+        {"side": side, "class": cls, "n": int(n)}
+        for (side, cls), n in sizes.items()
+        if n > ROLL_MARK_MAX_GROUP
+    ]
 
 
 def roll_mark_series(obs: pd.DataFrame, g: Any, piece_id: str) -> list[dict]:

@@ -44,6 +44,12 @@ elif view.roll_marks:
             for r in view.roll_marks
         )
     )
+if data.roll_marks_available() and view.roll_marks_skipped:
+    st.caption(
+        "Roll-mark search not run for "
+        + ", ".join(f"{r['class']} on the {r['side']} surface ({r['n']:,})" for r in view.roll_marks_skipped)
+        + f": more than {data.ROLL_MARK_MAX_GROUP:,} observations in one class and surface."
+    )
 
 f1, f2, f3, f4 = st.columns([3, 3, 2, 2])
 classes = f1.multiselect("Class", sorted(obs["class"].unique()) if len(obs) else [], key="cm_classes")

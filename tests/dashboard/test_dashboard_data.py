@@ -51,6 +51,20 @@ def test_coil_view_maps_ancestors_and_draws_what_was_removed(built) -> None:  # 
         assert set(series["stations"]) == {"TCM-T", "INSP-T"} and len(series["x_mm"]) == 14
     else:
         assert view.roll_marks == []
+    assert view.roll_marks_skipped == []  # no group of this coil is too big to search
+
+
+def test_groups_too_big_for_the_roll_mark_search_are_named() -> None:
+    n = data.ROLL_MARK_MAX_GROUP + 1
+    obs = pd.DataFrame(
+        {
+            "status": ["kept"] * (n + 3) + ["removed:cut"] * n,
+            "side": ["top"] * n + ["bottom"] * 3 + ["top"] * n,
+            "class": ["water"] * n + ["scratches"] * 3 + ["water"] * n,
+        }
+    )
+    assert data.roll_mark_skipped(obs) == [{"side": "top", "class": "water", "n": n}]
+    assert data.roll_mark_skipped(obs.iloc[:0]) == []
 
 
 @pytest.mark.db
