@@ -108,17 +108,13 @@ def _table_run(url: str, cfg, label: str, *, fuse: bool = False) -> dict:  # typ
         t = time.perf_counter()
         summary = run_station(replace(cfg, fused_model=None), "PL-T", engine=engine)
         seconds = time.perf_counter() - t
-    except BaseException:
-        engine.dispose()
-        raise
-    n = summary.counts.n_observations
-    print(
-        f"{label:<10} {n:>9} observations in {seconds:6.2f} s = {n / seconds:9,.0f} /s   "
-        + ", ".join(f"{k} {v:.2f}" for k, v in summary.seconds.items())
-    )
-    if summary.status != "ok":
-        print(f"  run status {summary.status}: {summary.errors}")
-    try:
+        n = summary.counts.n_observations
+        print(
+            f"{label:<10} {n:>9} observations in {seconds:6.2f} s = {n / seconds:9,.0f} /s   "
+            + ", ".join(f"{k} {v:.2f}" for k, v in summary.seconds.items())
+        )
+        if summary.status != "ok":
+            print(f"  run status {summary.status}: {summary.errors}")
         if fuse and cfg.fused_model is not None:
             _fusion_step(engine, cfg.fused_model)
     finally:

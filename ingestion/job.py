@@ -144,7 +144,9 @@ def run_station(
         status = "failed"
         summary.errors.append(str(exc))
     if status == "ok" and summary.counts.n_observations and cfg.fused_model is not None:
-        ctx.tick("fusion", _fuse_new(cfg.fused_model, engine, summary, db_errors))
+        started = time.perf_counter()
+        _fuse_new(cfg.fused_model, engine, summary, db_errors)
+        ctx.tick("fusion", started)
     summary.seconds = ctx.seconds
     summary.n_tiles = ctx.n_tiles
     summary.errors += ctx.errors
@@ -171,19 +173,16 @@ def run_station(
 
 def _fuse_new(
     model_path: Path, engine: Engine, summary: RunSummary, db_errors: tuple[type[BaseException], ...]
-) -> float:
+) -> None:
     """Fuse what this run stored (issue: fusion, run by the ingestion jobs once a model exists).
-    A fusion failure is recorded on the run; the stored observations stand. Returns when it
-    started (``perf_counter``)."""
+    A fusion failure is recorded on the run; the stored observations stand."""
     from fusion.apply import apply_unfused
     from fusion.model_file import load
 
-    started = time.perf_counter()
     try:
         summary.n_fused = apply_unfused(engine, load(model_path))
     except (CoilmapError, *db_errors) as exc:
         summary.errors.append(f"fusion not applied: {_short(exc)}")
-    return started
 
 
 def _batch_size(stc: StationConfig, cfg: PlantConfig) -> int:
