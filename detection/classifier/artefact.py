@@ -14,6 +14,8 @@ import datetime as dt
 import json
 import pickle
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,20 @@ def load_model(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, t
         raise InputError(f"a {blob.get('kind')} model, not a {kind}", source=str(path))
     state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
     return blob["config"], state
+
+
+@contextmanager
+def config_fits(path: str | Path) -> Iterator[None]:
+    """Turns a model file whose config does not fit this version's estimator (a missing key,
+    a wrong type or value while rebuilding it) into one clear :class:`InputError`."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"the model file's config does not fit this coilmap ({type(exc).__name__}: {exc}); "
+            "retrain it with this version",
+            source=str(path),
+        ) from exc
 
 
 def _read(path: Path) -> dict[str, Any]:

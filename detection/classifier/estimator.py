@@ -41,7 +41,7 @@ from detection.augment import (
     paste,
     random_crop_box,
 )
-from detection.classifier.artefact import load_model, save_model
+from detection.classifier.artefact import config_fits, load_model, save_model
 from detection.classifier.torch_model import CompactResNet
 
 Box = tuple[int, int, int, int]
@@ -377,14 +377,8 @@ class DefectClassifier:
     @classmethod
     def load(cls, path: str | Path) -> DefectClassifier:
         """A trained classifier from a model file (clear error for any other file)."""
-        try:
+        with config_fits(path):
             return cls._from_file(path)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(
-                f"the model file's config does not fit this coilmap ({type(exc).__name__}: {exc}); "
-                "retrain it with this version",
-                source=str(path),
-            ) from exc
 
     @classmethod
     def _from_file(cls, path: str | Path):  # type: ignore[no-untyped-def]

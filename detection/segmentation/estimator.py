@@ -46,7 +46,7 @@ from detection.augment import (
     cut_mask_blobs,
     paste,
 )
-from detection.classifier.artefact import load_model, save_model
+from detection.classifier.artefact import config_fits, load_model, save_model
 from detection.segmentation.torch_model import ContextAggregationNetwork
 
 
@@ -408,14 +408,8 @@ class DefectSegmenter:
 
     @classmethod
     def load(cls, path: str | Path) -> DefectSegmenter:
-        try:
+        with config_fits(path):
             return cls._from_file(path)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(
-                f"the model file's config does not fit this coilmap ({type(exc).__name__}: {exc}); "
-                "retrain it with this version",
-                source=str(path),
-            ) from exc
 
     @classmethod
     def _from_file(cls, path: str | Path):  # type: ignore[no-untyped-def]
