@@ -27,11 +27,9 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,15 +61,8 @@ def _browser_first_render(
     (no figure) in the returning profile."""
     from playwright.sync_api import sync_playwright
 
-    from dashboard.cli import server_command, server_env
+    from dashboard.cli import server_env, serving
 
-    proc = subprocess.Popen(
-        server_command(port),
-        env=server_env(url, image_root),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     drawn = (
         "() => document.querySelectorAll('.js-plotly-plot .gl-container canvas').length > 0 && "
         "document.querySelectorAll('.js-plotly-plot .heatmaplayer image, .js-plotly-plot .scatterlayer')"
@@ -82,53 +73,36 @@ def _browser_first_render(
         "browser, returning": [],
         "browser, ingestion page": [],
     }
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the dashboard server did not start") from None
-                time.sleep(0.5)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=str(CHROMIUM),
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
-            )  # fmt: skip
-            try:
-                returning = browser.new_context(viewport={"width": 1600, "height": 1100}).new_page()
-                # The first visit warms the server (imports, the engine, the coil view's cache).
-                for i in range(repeats + 1):
-                    context = browser.new_context(viewport={"width": 1600, "height": 1100})
-                    page = context.new_page()
-                    t0 = time.perf_counter()
-                    page.goto(f"{base}/?piece={piece}")
-                    page.wait_for_function(drawn, timeout=120_000, polling=50)
-                    if i:
-                        times["browser, new profile"].append(time.perf_counter() - t0)
-                    context.close()
-                    t0 = time.perf_counter()
-                    returning.goto(f"{base}/?piece={piece}")
-                    returning.wait_for_function(drawn, timeout=120_000, polling=50)
-                    if i:
-                        times["browser, returning"].append(time.perf_counter() - t0)
-                    t0 = time.perf_counter()
-                    returning.goto(f"{base}/ingestion")
-                    returning.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
-                    if i:
-                        times["browser, ingestion page"].append(time.perf_counter() - t0)
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
+    with serving(server_env(url, image_root), port) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
+        )  # fmt: skip
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            returning = browser.new_context(viewport={"width": 1600, "height": 1100}).new_page()
+            # The first visit warms the server (imports, the engine, the coil view's cache).
+            for i in range(repeats + 1):
+                context = browser.new_context(viewport={"width": 1600, "height": 1100})
+                page = context.new_page()
+                t0 = time.perf_counter()
+                page.goto(f"{base}/?piece={piece}")
+                page.wait_for_function(drawn, timeout=120_000, polling=50)
+                if i:
+                    times["browser, new profile"].append(time.perf_counter() - t0)
+                context.close()
+                t0 = time.perf_counter()
+                returning.goto(f"{base}/?piece={piece}")
+                returning.wait_for_function(drawn, timeout=120_000, polling=50)
+                if i:
+                    times["browser, returning"].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                returning.goto(f"{base}/ingestion")
+                returning.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
+                if i:
+                    times["browser, ingestion page"].append(time.perf_counter() - t0)
+        finally:
+            browser.close()
     return times
 
 

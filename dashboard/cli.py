@@ -9,8 +9,14 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import click
 from sqlalchemy import text
@@ -39,6 +45,37 @@ def server_env(url: str | None, image_root: Path | None) -> dict[str, str]:
     if image_root:
         env["COILMAP_IMAGE_ROOT"] = str(image_root.resolve())
     return env
+
+
+@contextmanager
+def serving(
+    env: dict[str, str], port: int, *, output: int | IO[str] = subprocess.DEVNULL, timeout_s: float = 60
+) -> Iterator[str]:
+    """The dashboard served by a child process for the block (the browser tests, the
+    benchmark): yields its base URL once it answers its health check; ``RuntimeError`` if it
+    exits or stays silent for ``timeout_s``. Its output goes to ``output``."""
+    proc = subprocess.Popen(server_command(port), env=env, stdout=output, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the dashboard server did not start")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def shown_url(url: str) -> str:

@@ -11,16 +11,13 @@ import csv
 import io
 import os
 import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dashboard_helpers import REPO_ROOT, Sample
 
-from dashboard.cli import server_command, server_env
+from dashboard.cli import server_env, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -48,30 +45,13 @@ def server(sample: Sample) -> Iterator[str]:
     env = server_env(sample.url, sample.image_root)
     env["COILMAP_AUDIT_REPORT"] = str(sample.image_root / "none.json")
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "dashboard-server.log").open("w")
-    proc = subprocess.Popen(server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the dashboard server did not start (see {ARTIFACTS / 'dashboard-server.log'})")
-            time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
+    log_path = ARTIFACTS / "dashboard-server.log"
+    with log_path.open("w") as log:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            with serving(env, port, output=log) as base:
+                yield base
+        except RuntimeError as exc:
+            pytest.fail(f"{exc} (see {log_path})")
 
 
 @pytest.fixture(scope="module")
