@@ -31,6 +31,20 @@ AREA_COMMANDS: dict[str, str] = {
 }
 
 
+def add_module_commands(group: click.Group, modules: tuple[str, ...] | list[str]) -> None:
+    """Add the ``COMMANDS`` of each of ``modules`` to ``group``; a module that is not there
+    (an area not installed) is skipped, an import error inside one is not hidden."""
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        for command in getattr(module, "COMMANDS", ()):
+            group.add_command(command)
+
+
 class LazyGroup(click.Group):
     """A group whose sub-commands are imported on first use."""
 

@@ -6,9 +6,9 @@ this group only gathers them.
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from coilmap.cli import add_module_commands
 
 
 @click.group()
@@ -16,12 +16,4 @@ def detect() -> None:
     """Tile, score, localise and classify defect images."""
 
 
-for _module in ("detection.cli_classify", "detection.cli_anomaly"):
-    try:
-        _mod = importlib.import_module(_module)
-    except ModuleNotFoundError as exc:
-        if exc.name != _module:
-            raise
-        continue
-    for _command in getattr(_mod, "COMMANDS", ()):
-        detect.add_command(_command)
+add_module_commands(detect, ("detection.cli_classify", "detection.cli_anomaly"))

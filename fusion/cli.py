@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import os
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from coilmap.cli import add_module_commands
 from coilmap.errors import InputError
 
 FUSE_MODULES = ("fusion.cli_fused",)
@@ -418,12 +418,4 @@ def _observation_image(observation_id: int) -> str:
 
 # --- other fusion modules' commands --------------------------------------------------------
 
-for _module in FUSE_MODULES:
-    try:
-        _mod = importlib.import_module(_module)
-    except ModuleNotFoundError as exc:
-        if exc.name != _module:
-            raise
-        continue
-    for _command in getattr(_mod, "COMMANDS", ()):
-        fuse.add_command(_command)
+add_module_commands(fuse, FUSE_MODULES)
