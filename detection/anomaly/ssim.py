@@ -21,25 +21,30 @@ _C1 = 0.01**2
 _C2 = 0.03**2
 
 
-def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
+def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
+    return g / g.sum()
 
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Per-pixel SSIM of two (N, 1, H, W) batches in [0, 1], same shape as the input."""
-    win = _gaussian_window(window_size, sigma).to(a)
+    """Per-pixel SSIM of two (N, 1, H, W) batches in [0, 1], same shape as the input.
+
+    The Gaussian window is separable, so the five local means (of a, b, a*a, b*b, a*b) are one
+    depthwise pass along the rows and one along the columns: 2 x 11 taps per pixel instead of
+    121, and a gradient that is as cheap (an 11 x 11 single-channel convolution's backward
+    cost a DRAEM training step more than the whole network's).
+    """
+    g = _gaussian_1d(window_size, sigma).to(a)
     pad = window_size // 2
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(t, (pad, pad, pad, pad), mode="reflect"), win)
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a**2
-    var_b = blur(b * b) - mu_b**2
-    cov = blur(a * b) - mu_a * mu_b
+    stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1)
+    blurred = F.pad(stacked, (pad, pad, pad, pad), mode="reflect")
+    blurred = F.conv2d(blurred, g.view(1, 1, 1, -1).expand(5, 1, 1, window_size), groups=5)
+    blurred = F.conv2d(blurred, g.view(1, 1, -1, 1).expand(5, 1, window_size, 1), groups=5)
+    mu_a, mu_b, aa, bb, ab = blurred.split(1, dim=1)
+    var_a = aa - mu_a**2
+    var_b = bb - mu_b**2
+    cov = ab - mu_a * mu_b
     num = (2 * mu_a * mu_b + _C1) * (2 * cov + _C2)
     den = (mu_a**2 + mu_b**2 + _C1) * (var_a + var_b + _C2)
     return num / den

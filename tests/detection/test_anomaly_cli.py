@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,36 @@ def test_combine_two_models_into_an_ensemble(tiny_model: Path, normal_dir: Path,
     code, _, err = _run(["detect", "combine-anomaly", "--model", str(tiny_model), "--normal",
                          str(normal_dir), "--out", str(out)], capsys)
     assert code == 2 and "at least two" in err
+
+
+def test_train_an_ensemble_with_members_side_by_side(normal_dir: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = f"--kind draem --steps 2 --input-size 32 --width 4 --sources {normal_dir}"
+    out = tmp_path / "pair.pt"
+    code, _, err = _run(["detect", "train-ensemble", "--normal", str(normal_dir), "--out", str(out),
+                         "--member", tiny, "--member", tiny + " --seed 1 --score-kernel 3"], capsys)
+    assert code == 0, err
+    ens = load_scorer(out)
+    assert ens.kind == "ensemble" and [m.seed for m in ens.members_] == [0, 1]
+    assert ens.members_[1].score_kernel == 3
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["parallel"] == min(2, os.cpu_count() or 1)
+    assert len(manifest["member_wall_seconds"]) == 2 and manifest["wall_seconds"] > 0
+    assert all("--seed 1" in m["command"] for m in manifest["members"][1:])
+    assert load_scorer(tmp_path / "pair.member1.pt").kind == "draem"  # members are kept
+
+
+def test_train_ensemble_refuses_bad_members_with_one_line(normal_dir: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bad.pt"
+    tiny = f"--kind draem --steps 2 --input-size 32 --width 4 --sources {normal_dir}"
+    code, _, err = _run(["detect", "train-ensemble", "--normal", str(normal_dir), "--out", str(out),
+                         "--member", tiny], capsys)
+    assert code == 2 and "at least two members" in err
+    code, _, err = _run(["detect", "train-ensemble", "--normal", str(normal_dir), "--out", str(out),
+                         "--member", tiny, "--member", tiny + f" --out {tmp_path / 'x.pt'}"], capsys)
+    assert code == 2 and "--out is set by train-ensemble" in err
+    code, _, err = _run(["detect", "train-ensemble", "--normal", str(normal_dir), "--out", str(out),
+                         "--member", tiny, "--member", tiny + " --kind nonsense"], capsys)
+    assert code == 2 and "member 2 failed" in err and "nonsense" in err
+    assert not out.exists()

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from detection import mixed_precision
 from detection.anomaly.base import (
     AnomalyScorer,
     Images,
@@ -78,9 +79,17 @@ def synthetic_batch(
 
 
 def draem_loss(
-    model: DraemModel, clean: torch.Tensor, augmented: torch.Tensor, masks: torch.Tensor
+    model: DraemModel,
+    clean: torch.Tensor,
+    augmented: torch.Tensor,
+    masks: torch.Tensor,
+    precision: str = "fp32",
 ) -> torch.Tensor:
-    recon, logits = model(augmented)
+    """L2 + SSIM loss of the reconstruction, focal loss of the mask; the network runs in
+    ``precision`` (:mod:`detection.mixed_precision`), the losses in float32."""
+    with mixed_precision.autocast(precision):
+        recon, logits = model(mixed_precision.as_input(augmented, precision))
+    recon, logits = recon.float(), logits.float()
     l2 = F.mse_loss(recon, clean)
     ssim_loss = 1 - ssim_map(recon, clean).mean()
     return l2 + ssim_loss + focal_loss(logits, masks)
@@ -133,13 +142,16 @@ def train_draem(
     max_seconds: float | None = None,
     anomalies: str = "draem",
     crop_px: int | None = None,
+    precision: str = "fp32",
     log: Any = None,
 ) -> tuple[DraemModel, list[dict[str, float]]]:
     """Train ``model`` in place; returns the best-on-validation copy and the loss history.
 
     ``train`` is an (N, 1, S, S) batch, or with ``crop_px`` a list of (1, 1, h, w) images of
     any shape that random crops are cut from. ``val`` is a fixed (M, 1, S, S) batch.
+    ``precision`` "bf16" trains in bfloat16 mixed precision (:mod:`detection.mixed_precision`).
     """
+    mixed_precision.prepare(model, precision)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     # A fixed synthetic validation set: the same anomalies at every evaluation.
@@ -164,7 +176,7 @@ def train_draem(
         else:
             picked = train[torch.from_numpy(rng.integers(0, len(train), batch_size))]
         clean, aug, masks = synthetic_batch(picked, sources, rng, p_anomaly, anomalies=anomalies)
-        loss = draem_loss(model, clean, aug, masks)
+        loss = draem_loss(model, clean, aug, masks, precision)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -172,7 +184,7 @@ def train_draem(
         if step % eval_every == 0 or step == steps or out_of_time:
             model.eval()
             with torch.inference_mode():
-                val_loss = float(draem_loss(model, val, val_aug, val_masks))
+                val_loss = float(draem_loss(model, val, val_aug, val_masks, precision))
             history.append({"step": step, "train_loss": float(loss.detach()), "val_loss": val_loss,
                             "seconds": time.monotonic() - start})
             if log is not None:
@@ -182,7 +194,7 @@ def train_draem(
         if out_of_time:
             break
     model.load_state_dict(best_state)
-    return model.eval(), history
+    return mixed_precision.restore(model).eval(), history
 
 
 class DraemScorer(AnomalyScorer):
@@ -197,7 +209,8 @@ class DraemScorer(AnomalyScorer):
     that factor (aspect kept) and scores every image whole at that scale, so a pit keeps its
     size in pixels whatever the crop's shape. ``normalise`` brings every image's median to one
     level first (exposure differs between images; a defect does not depend on it).
-    ``anomalies`` picks the synthetic anomalies (see :func:`synthetic_batch`).
+    ``anomalies`` picks the synthetic anomalies (see :func:`synthetic_batch`). ``precision``
+    "bf16" trains in bfloat16 mixed precision (scoring is float32 either way).
     """
 
     kind = "draem"
@@ -218,6 +231,7 @@ class DraemScorer(AnomalyScorer):
         crop_px: int = 128,
         normalise: bool = False,
         anomalies: str = "draem",
+        precision: str = "fp32",
         seed: int = 0,
     ) -> None:
         self.input_size = input_size
@@ -233,6 +247,7 @@ class DraemScorer(AnomalyScorer):
         self.crop_px = crop_px
         self.normalise = normalise
         self.anomalies = anomalies
+        self.precision = precision
         self.seed = seed
 
     def fit(
@@ -265,7 +280,7 @@ class DraemScorer(AnomalyScorer):
         self.model_, self.history_ = train_draem(
             model, train, val, list(sources), steps=self.steps, batch_size=self.batch_size,
             lr=self.lr, seed=self.seed, max_seconds=self.max_seconds, anomalies=self.anomalies,
-            crop_px=crop_px, log=log,
+            crop_px=crop_px, precision=self.precision, log=log,
         )
         self.inference_model_ = fuse_batchnorm(self.model_)
         self._calibrate(val_images, image_quantile=self.image_quantile,
