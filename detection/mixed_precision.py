@@ -1,9 +1,9 @@
 """bfloat16 mixed precision for training on the CPU.
 
 On a CPU with bfloat16 matrix units (this machine's Xeon has AMX), convolutions in bfloat16 with
-channels-last tensors run several times faster than in float32; measured here on a DRAEM
-training step of 16 crops of 128 px: 846 ms in float32, 219 ms in bfloat16 channels-last
-(``coilmap bench precision`` repeats the measurement). Under :func:`autocast` the weights,
+channels-last tensors run several times faster than in float32 (``coilmap bench precision``
+times a training step of each network both ways; figures in docs/detection-anomaly.md).
+Under :func:`autocast` the weights,
 the optimiser state and the losses stay float32; only the network's own arithmetic runs in
 bfloat16, so losses are computed on ``.float()`` outputs (an SSIM in bfloat16 would lose its
 variances to cancellation). Models are saved and run for inference in float32 either way.

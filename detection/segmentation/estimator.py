@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from coilmap.errors import InputError
+from detection import mixed_precision
 from detection.augment import (
     Cutout,
     brightness_contrast,
@@ -77,6 +78,7 @@ class DefectSegmenter:
         seed: int = 0,
         threads: int = 1,
         max_minutes: float | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.scale = scale
         self.crop_px = crop_px
@@ -94,6 +96,7 @@ class DefectSegmenter:
         self.seed = seed
         self.threads = threads
         self.max_minutes = max_minutes
+        self.precision = precision
 
     # ----------------------------------------------------------------------------- training
     def fit(
@@ -156,6 +159,7 @@ class DefectSegmenter:
         has_val = val_images is not None and val_masks is not None and len(val_images) > 0
 
         net = ContextAggregationNetwork(n, self.width, tuple(self.dilations), self.pool)
+        mixed_precision.prepare(net, self.precision)
         self.net_ = net
         self.image_threshold_ = self.pixel_threshold_ = self.threshold
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
@@ -205,7 +209,7 @@ class DefectSegmenter:
                 yb = self._target(mb[:, 0])
                 lb = (yb.amax(dim=(2, 3)) > 0).float()
                 xb = (xb - self.mean_) / self.std_
-                loss = self._loss(net, xb, yb, lb, lam, pw_c, pw_s)
+                loss = self._loss(net, xb, yb, lb, lam, pw_c, pw_s, self.precision)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -234,7 +238,7 @@ class DefectSegmenter:
                 log(_format_row(row))
             if last:
                 break
-        net.eval()
+        mixed_precision.restore(net).eval()
         if has_val:
             net.load_state_dict(best_state)
             net.eval()
@@ -317,8 +321,10 @@ class DefectSegmenter:
         return np.array([float(k + 1 in present) for k in range(len(self.classes_))], np.float32)
 
     @staticmethod
-    def _loss(net, xb, yb, lb, lam, pw_c, pw_s) -> torch.Tensor:  # type: ignore[no-untyped-def]
-        lo = net.low_res_logits(xb)
+    def _loss(net, xb, yb, lb, lam, pw_c, pw_s, precision="fp32") -> torch.Tensor:  # type: ignore[no-untyped-def]
+        with mixed_precision.autocast(precision):
+            lo = net.low_res_logits(mixed_precision.as_input(xb, precision))
+        lo = lo.float()
         l_class = F.binary_cross_entropy_with_logits(lo.amax(dim=(2, 3)), lb, pos_weight=pw_c)
         l_seg = F.binary_cross_entropy_with_logits(lo, yb, pos_weight=pw_s)
         return (1.0 - lam) * l_class + lam * l_seg

@@ -220,3 +220,17 @@ def test_every_synthetic_anomaly_mix_gives_masks_where_it_changes(anomalies: str
     clean, aug, masks = synthetic_batch(batch, [], rng, 1.0, anomalies=anomalies)
     assert aug.shape == masks.shape == clean.shape and bool(masks.any())
     assert torch.equal(aug[masks == 0], clean[masks == 0])
+
+
+def test_bf16_training_gives_a_float32_model_that_scores_like_any_other() -> None:
+    rng = np.random.default_rng(0)
+    imgs = [rng.random((40, 48)).astype(np.float32) for _ in range(6)]
+    scorer = DraemScorer(input_size=32, base_width=4, steps=2, batch_size=2, precision="bf16")
+    scorer.fit(imgs[:4], X_val=imgs[4:])
+    assert all(p.dtype == torch.float32 for p in scorer.model_.parameters())
+    assert all(p.is_contiguous() for p in scorer.model_.parameters())
+    maps = scorer.score_maps(imgs[:2])
+    assert maps[0].shape == (40, 48) and np.isfinite(maps[0]).all()
+    with pytest.raises(InputError, match="precision"):
+        DraemScorer(input_size=32, base_width=4, steps=1, batch_size=2, precision="fp8").fit(
+            imgs[:4], X_val=imgs[4:])

@@ -109,6 +109,21 @@ def test_a_saved_segmenter_predicts_as_before_and_kinds_do_not_mix(tmp_path: Pat
         DefectSegmenter(crop_px=30, pool=4).fit(x, m, classes=["blob", "bar"])
 
 
+
+def test_bf16_training_saves_a_float32_segmenter(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x, m = _tiles(9, rng)
+    seg = DefectSegmenter(**TINY, epochs=2, precision="bf16").fit(
+        x, m, classes=["blob", "bar"], val_images=x[:3], val_masks=m[:3], n_synthetic=2
+    )
+    assert all(p.dtype == torch.float32 and p.is_contiguous() for p in seg.net_.parameters())
+    path = tmp_path / "seg.pt"
+    seg.save(path, {"command": "test", "data": None, "metrics": {}})
+    back = DefectSegmenter.load(path)
+    assert back.precision == "bf16"
+    # weights are stored as float16 (as every saved segmenter), hence the tolerance
+    np.testing.assert_allclose(back.predict_proba(x), seg.predict_proba(x), atol=2e-2)
+
 def _write_mt_layout(root: Path) -> Path:
     rng = np.random.default_rng(2)
     imgs, masks = _tiles(24, rng)
