@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -81,9 +82,11 @@ def _command_line() -> str:
         value = ctx.params.get(param.name)
         if isinstance(param, click.Argument):
             words += [str(v) for v in (value or ())]
+        elif isinstance(value, tuple):  # an option given several times
+            words += [w for v in value for w in (param.opts[0], shlex.quote(str(v)))]
         elif value is not None and value != param.default and value is not False:
             flag = param.opts[0]
-            words += [flag] if value is True else [flag, str(value)]
+            words += [flag] if value is True else [flag, shlex.quote(str(value))]
     return " ".join(words)
 
 

@@ -214,6 +214,13 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     "ahead of the epoch fraction, and training stops before an epoch that would pass the cap.",
 )
 @click.option(
+    "--val-every",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Validate (model selection, crop-and-paste class choice) every this many epochs.",
+)
+@click.option(
     "--precision",
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
@@ -234,6 +241,7 @@ def train_segmenter(
     seed: int,
     threads: int,
     max_minutes: float | None,
+    val_every: int,
     precision: str,
 ) -> None:
     """Train a context aggregation network; report its figures on the test part."""
@@ -252,6 +260,7 @@ def train_segmenter(
         seed=seed,
         threads=threads,
         max_minutes=max_minutes,
+        val_every=val_every,
         precision=precision,
     )
     seg, summary = train_on_set(data, seg, n_synthetic=synthetic, log=lambda s: click.echo(s, err=True))

@@ -209,6 +209,8 @@ def test_train_an_ensemble_with_members_side_by_side(normal_dir: Path, tmp_path:
     assert manifest["parallel"] == min(2, os.cpu_count() or 1)
     assert len(manifest["member_wall_seconds"]) == 2 and manifest["wall_seconds"] > 0
     assert all("--seed 1" in m["command"] for m in manifest["members"][1:])
+    assert manifest["command"].count("--member '--kind draem") == 2
+    assert manifest["training_seconds"] == manifest["wall_seconds"]
     assert load_scorer(tmp_path / "pair.member1.pt").kind == "draem"  # members are kept
 
 
