@@ -121,6 +121,8 @@ def _log(entry: dict[str, float]) -> None:
                    "ratio instead of resizing them to the square --input-size (draem then "
                    "trains on random --crop-px crops).")
 @click.option("--crop-px", type=int, default=None, help="draem with --input-scale: training crop size.")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=None,
+              help="draem: crops per training step (default 16).")
 @click.option("--anomalies", type=click.Choice(["draem", "surface", "mixed"]), default=None,
               help="draem: synthetic anomalies, the paper's Perlin textures (draem), those plus "
                    "pits, cracks, bands and broken edges (surface), or those with texture "
@@ -142,7 +144,8 @@ def _log(entry: dict[str, float]) -> None:
 def train_anomaly(
     normal_dir: Path, out_path: Path, kind: str, features_path: Path | None, features_kind: str,
     sources_dir: Path | None, steps: int | None, max_minutes: float, input_size: int | None,
-    input_scale: float | None, crop_px: int | None, anomalies: str | None, normalise: bool,
+    input_scale: float | None, crop_px: int | None, batch_size: int | None, anomalies: str | None,
+    normalise: bool,
     score_kernel: int | None, width: int | None, coreset_size: int | None, precision: str,
     seed: int, threads: int,
 ) -> None:
@@ -186,6 +189,8 @@ def train_anomaly(
             params["base_width"] = width
         if crop_px is not None:
             params["crop_px"] = crop_px
+        if batch_size is not None:
+            params["batch_size"] = batch_size
         if anomalies is not None:
             params["anomalies"] = anomalies
         if normalise:
@@ -365,46 +370,63 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
 
 @click.command("retune-anomaly")
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
-              help="A trained draem model file.")
+              help="A trained draem model file, or an ensemble of draem models.")
 @click.option("--normal", "normal_dir", required=True, type=click.Path(path_type=Path),
               help="The folder it was trained on (its val part sets the new thresholds).")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
-@click.option("--score-kernel", type=int, required=True,
-              help="The new averaging window of the image score (working pixels).")
+@click.option("--score-kernel", type=int, default=None,
+              help="draem: the new averaging window of the image score (working pixels).")
+@click.option("--score-precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help="Score in this precision (bf16: faster on a CPU with AMX); for an ensemble, "
+                   "every member.")
 @click.option("--threads", type=int, default=1, show_default=True)
-def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_kernel: int,
-                   threads: int) -> None:
-    """Change a DRAEM model's image-score window without retraining; thresholds are set again
-    from the val part of --normal (choose the window with ``evaluate-anomaly --synthetic-val``)."""
+def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_kernel: int | None,
+                   score_precision: str | None, threads: int) -> None:
+    """Change how a DRAEM model (or an ensemble of them) scores, without retraining: its
+    image-score window or its precision; thresholds are set again from the val part of
+    --normal (choose with ``evaluate-anomaly --synthetic-val``)."""
     import torch
 
     from detection.anomaly.artefact import load, save
 
     torch.set_num_threads(threads)
+    if score_kernel is None and score_precision is None:
+        raise InputError("give --score-kernel or --score-precision (or both)")
     scorer = load(model_path)
-    if scorer.kind != "draem":
-        raise InputError(f"a {scorer.kind} model has no score window; give a draem model",
-                         source=str(model_path))
-    if score_kernel < 1 or score_kernel % 2 == 0:
-        raise InputError(f"--score-kernel must be odd and positive, got {score_kernel}")
+    members = scorer.members_ if scorer.kind == "ensemble" else [scorer]
+    if any(m.kind != "draem" for m in members):
+        raise InputError(f"a {scorer.kind} model cannot be retuned; give a draem model "
+                         "or an ensemble of draem models", source=str(model_path))
+    if score_kernel is not None:
+        if scorer.kind != "draem":
+            raise InputError("--score-kernel applies to a draem model, not an ensemble",
+                             source=str(model_path))
+        if score_kernel < 1 or score_kernel % 2 == 0:
+            raise InputError(f"--score-kernel must be odd and positive, got {score_kernel}")
     _, val_files, _ = _split_normal(normal_dir)
-    scorer.score_kernel = score_kernel
-    scorer._calibrate([load_gray(p) for p in val_files], image_quantile=scorer.image_quantile,
-                      pixel_quantile=scorer.pixel_quantile)
+    val = [load_gray(p) for p in val_files]
+    for m in members:  # each member's thresholds scale its scores inside an ensemble
+        if score_kernel is not None:
+            m.score_kernel = score_kernel
+        if score_precision is not None:
+            m.set_score_precision(score_precision)
+        m._calibrate(val, image_quantile=m.image_quantile, pixel_quantile=m.pixel_quantile)
+    if scorer.kind == "ensemble":
+        scorer._calibrate(val, image_quantile=scorer.image_quantile,
+                          pixel_quantile=scorer.pixel_quantile)
     old_manifest_path = Path(model_path).with_suffix(".json")
     old = json.loads(old_manifest_path.read_text()) if old_manifest_path.is_file() else {}
-    manifest = {
-        "command": old.get("command"),
-        "training_seconds": old.get("training_seconds"),
-        "history": old.get("history"),
-        "retuned": {"command": _command_line(), "from": str(model_path),
-                    "score_kernel": score_kernel},
-        "metrics": {},
-    }
+    kept = ("command", "training_seconds", "history", "members", "parallel", "member_wall_seconds",
+            "wall_seconds", "wall_time_note")
+    manifest = {k: old[k] for k in kept if k in old}
+    manifest["history"] = old.get("history")
+    manifest["retuned"] = {"command": _command_line(), "from": str(model_path),
+                           "score_kernel": score_kernel, "score_precision": score_precision}
+    manifest["metrics"] = {}
     manifest_path = save(scorer, out_path, training_data=getattr(scorer, "training_data_", {}),
                          manifest=manifest)
     click.echo(f"{out_path} (manifest {manifest_path}): score window {score_kernel}, "
-               f"image threshold {scorer.threshold_:.4g}")
+               f"score precision {score_precision}, image threshold {scorer.threshold_:.4g}")
 
 
 def _json_default(value: Any) -> Any:

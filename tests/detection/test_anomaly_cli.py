@@ -175,6 +175,32 @@ def test_retune_changes_the_score_window_and_thresholds(tiny_model: Path, normal
     assert code == 2 and "odd" in err
 
 
+
+def test_retune_an_ensemble_to_score_in_bf16(tiny_model: Path, normal_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    ens = tmp_path / "ens.pt"
+    assert _run(["detect", "combine-anomaly", "--model", str(tiny_model), "--model", str(tiny_model),
+                 "--normal", str(normal_dir), "--out", str(ens)], capsys)[0] == 0
+    out = tmp_path / "ens_bf16.pt"
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(ens), "--normal", str(normal_dir),
+                         "--out", str(out), "--score-precision", "bf16"], capsys)
+    assert code == 0, err
+    scorer = load_scorer(out)
+    assert [m.score_precision for m in scorer.members_] == ["bf16", "bf16"]
+    fp32 = load_scorer(ens)
+    image = np.asarray(Image.open(next(normal_dir.glob("*.jpg"))), np.float32) / 255
+    # bf16 scores follow the float32 ones closely; thresholds were set again in bf16
+    assert abs(scorer.score_samples([image])[0] - fp32.score_samples([image])[0]) < 0.1
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["retuned"]["score_precision"] == "bf16" and len(manifest["members"]) == 2
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(ens), "--normal", str(normal_dir),
+                         "--out", str(out), "--score-kernel", "3"], capsys)
+    assert code == 2 and "not an ensemble" in err
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(ens), "--normal", str(normal_dir),
+                         "--out", str(out)], capsys)
+    assert code == 2 and "--score-precision" in err
+
+
 def test_combine_two_models_into_an_ensemble(tiny_model: Path, normal_dir: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     retuned = tmp_path / "k3.pt"
