@@ -379,19 +379,22 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
 @click.option("--score-precision", type=click.Choice(["fp32", "bf16"]), default=None,
               help="Score in this precision (bf16: faster on a CPU with AMX); for an ensemble, "
                    "every member.")
+@click.option("--map-sigma", type=click.FloatRange(0, 64), default=None,
+              help="Smooth the anomaly map (not the image score) with a Gaussian of this many "
+                   "working pixels; for an ensemble, every member.")
 @click.option("--threads", type=int, default=1, show_default=True)
 def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_kernel: int | None,
-                   score_precision: str | None, threads: int) -> None:
+                   score_precision: str | None, map_sigma: float | None, threads: int) -> None:
     """Change how a DRAEM model (or an ensemble of them) scores, without retraining: its
-    image-score window or its precision; thresholds are set again from the val part of
+    image-score window, its precision or its map smoothing; thresholds are set again from the val part of
     --normal (choose with ``evaluate-anomaly --synthetic-val``)."""
     import torch
 
     from detection.anomaly.artefact import load, save
 
     torch.set_num_threads(threads)
-    if score_kernel is None and score_precision is None:
-        raise InputError("give --score-kernel or --score-precision (or both)")
+    if score_kernel is None and score_precision is None and map_sigma is None:
+        raise InputError("give --score-kernel, --score-precision or --map-sigma")
     scorer = load(model_path)
     members = scorer.members_ if scorer.kind == "ensemble" else [scorer]
     if any(m.kind != "draem" for m in members):
@@ -410,18 +413,25 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
             m.score_kernel = score_kernel
         if score_precision is not None:
             m.set_score_precision(score_precision)
+        if map_sigma is not None:
+            m.map_sigma = map_sigma
         m._calibrate(val, image_quantile=m.image_quantile, pixel_quantile=m.pixel_quantile)
     if scorer.kind == "ensemble":
         scorer._calibrate(val, image_quantile=scorer.image_quantile,
                           pixel_quantile=scorer.pixel_quantile)
     old_manifest_path = Path(model_path).with_suffix(".json")
     old = json.loads(old_manifest_path.read_text()) if old_manifest_path.is_file() else {}
-    kept = ("command", "training_seconds", "history", "members", "parallel", "member_wall_seconds",
-            "wall_seconds", "wall_time_note")
-    manifest = {k: old[k] for k in kept if k in old}
+    # everything the old manifest said of how the model was made
+    # (not its figures, no longer true, nor what save() writes itself)
+    own = ("metrics", "selection", "format", "format_version", "kind", "params", "threshold",
+           "pixel_threshold", "training_data", "torch_version", "python_version", "size_bytes")
+    manifest = {k: v for k, v in old.items() if k not in own}
     manifest["history"] = old.get("history")
+    if old.get("retuned"):
+        manifest["retuned_earlier"] = [*old.get("retuned_earlier", []), old["retuned"]]
     manifest["retuned"] = {"command": _command_line(), "from": str(model_path),
-                           "score_kernel": score_kernel, "score_precision": score_precision}
+                           "score_kernel": score_kernel, "score_precision": score_precision,
+                           "map_sigma": map_sigma}
     manifest["metrics"] = {}
     manifest_path = save(scorer, out_path, training_data=getattr(scorer, "training_data_", {}),
                          manifest=manifest)

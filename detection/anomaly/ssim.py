@@ -27,6 +27,24 @@ def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
     return g / g.sum()
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, C, H, W) maps blurred by a Gaussian of ``sigma`` pixels (separable, edges replicated).
+
+    >>> x = torch.zeros(1, 1, 9, 9); x[0, 0, 4, 4] = 1.0
+    >>> y = gaussian_blur(x, 1.0)
+    >>> round(float(y.sum()), 4), bool(y[0, 0, 4, 4] < 1.0)
+    (1.0, True)
+    """
+    if sigma <= 0:
+        return x
+    radius = max(1, int(3 * sigma + 0.5))
+    g = _gaussian_1d(2 * radius + 1, sigma).to(x)
+    c = x.shape[1]
+    y = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    y = F.conv2d(y, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(y, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
 def ssim_map(a: torch.Tensor, b: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Per-pixel SSIM of two (N, 1, H, W) batches in [0, 1], same shape as the input.
 

@@ -193,12 +193,21 @@ def test_retune_an_ensemble_to_score_in_bf16(tiny_model: Path, normal_dir: Path,
     assert abs(scorer.score_samples([image])[0] - fp32.score_samples([image])[0]) < 0.1
     manifest = json.loads(out.with_suffix(".json").read_text())
     assert manifest["retuned"]["score_precision"] == "bf16" and len(manifest["members"]) == 2
+    assert manifest["threshold"] == pytest.approx(scorer.threshold_)  # not the old file's
+    again = tmp_path / "ens_bf16_smooth.pt"
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(out), "--normal", str(normal_dir),
+                         "--out", str(again), "--map-sigma", "2"], capsys)
+    assert code == 0, err
+    assert [m.map_sigma for m in load_scorer(again).members_] == [2.0, 2.0]
+    manifest = json.loads(again.with_suffix(".json").read_text())
+    assert manifest["retuned"]["map_sigma"] == 2.0
+    assert manifest["retuned_earlier"][0]["score_precision"] == "bf16"
     code, _, err = _run(["detect", "retune-anomaly", "--model", str(ens), "--normal", str(normal_dir),
                          "--out", str(out), "--score-kernel", "3"], capsys)
     assert code == 2 and "not an ensemble" in err
     code, _, err = _run(["detect", "retune-anomaly", "--model", str(ens), "--normal", str(normal_dir),
                          "--out", str(out)], capsys)
-    assert code == 2 and "--score-precision" in err
+    assert code == 2 and "--map-sigma" in err
 
 
 def test_combine_two_models_into_an_ensemble(tiny_model: Path, normal_dir: Path, tmp_path: Path,

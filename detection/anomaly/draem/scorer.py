@@ -29,7 +29,7 @@ from detection.anomaly.base import (
 )
 from detection.anomaly.draem.torch_model import DraemModel, fuse_batchnorm
 from detection.anomaly.features.synthetic import synthesize, synthesize_surface
-from detection.anomaly.ssim import ssim_map
+from detection.anomaly.ssim import gaussian_blur, ssim_map
 
 MIXED_WEIGHTS = (0.6, 0.1, 0.1, 0.1, 0.1)  # texture, spot, crack, band, edge
 
@@ -212,7 +212,8 @@ class DraemScorer(AnomalyScorer):
     ``anomalies`` picks the synthetic anomalies (see :func:`synthetic_batch`). ``precision``
     "bf16" trains in bfloat16 mixed precision; ``score_precision`` "bf16" scores in it (about
     2.4 times the tiles per second on a CPU with AMX; the thresholds are set in the precision
-    that scores, so change it with :meth:`set_score_precision` and recalibrate).
+    that scores, so change it with :meth:`set_score_precision` and recalibrate). ``map_sigma``
+    smooths the anomaly map (not the image score) with a Gaussian of that many working pixels.
     """
 
     kind = "draem"
@@ -235,6 +236,7 @@ class DraemScorer(AnomalyScorer):
         anomalies: str = "draem",
         precision: str = "fp32",
         score_precision: str = "fp32",
+        map_sigma: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.input_size = input_size
@@ -252,6 +254,7 @@ class DraemScorer(AnomalyScorer):
         self.anomalies = anomalies
         self.precision = precision
         self.score_precision = score_precision
+        self.map_sigma = map_sigma
         self.seed = seed
 
     def fit(
@@ -301,7 +304,8 @@ class DraemScorer(AnomalyScorer):
             _, logits = self.inference_model_(mixed_precision.as_input(batch, self.score_precision))
         prob = torch.sigmoid(logits.float())
         pooled = F.avg_pool2d(prob, self.score_kernel, stride=1, padding=self.score_kernel // 2)
-        return prob[:, 0].numpy(), pooled.flatten(1).amax(1).numpy()
+        # the map may be smoothed (map_sigma working pixels); the image score is not
+        return gaussian_blur(prob, self.map_sigma)[:, 0].numpy(), pooled.flatten(1).amax(1).numpy()
 
     def _get_state(self) -> dict[str, Any]:
         return {"model": self.model_.state_dict(), "history": self.history_}
