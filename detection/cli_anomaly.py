@@ -60,10 +60,13 @@ def _files_digest(files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def _training_data(normal_dir: Path, use: str) -> dict[str, Any]:
-    """What a model was trained on: the folder, its train/val split (``use`` says how each part
-    served) and a digest of the files' names and sizes."""
-    train_files, val_files, class_dir = _split_normal(normal_dir)
+def _training_data(
+    normal_dir: Path, split: tuple[list[Path], list[Path], str], use: str
+) -> dict[str, Any]:
+    """What a model was trained on: the folder, its train/val ``split`` (as
+    :func:`_split_normal` made it before training; ``use`` says how each part served) and a
+    digest of the files' names and sizes."""
+    train_files, val_files, class_dir = split
     return {
         "folder": str(normal_dir),
         "class_dir": class_dir,
@@ -161,7 +164,8 @@ def train_anomaly(
     scorer_classes()
 
     torch.set_num_threads(threads)
-    train_files, val_files, class_dir = _split_normal(normal_dir)
+    split = _split_normal(normal_dir)
+    train_files, val_files, class_dir = split
     train = [load_gray(p) for p in train_files]
     val = [load_gray(p) for p in val_files]
     start = time.monotonic()
@@ -268,7 +272,7 @@ def train_anomaly(
 
             scorer = OcsvmScorer(feature_extractor=extractor, **common).fit(train, X_val=val)
     seconds = time.monotonic() - start
-    training_data = _training_data(normal_dir, "train fits, val thresholds")
+    training_data = _training_data(normal_dir, split, "train fits, val thresholds")
     manifest = {
         "command": _command_line(),
         "training_seconds": round(seconds, 1),
@@ -426,7 +430,6 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
     own = ("metrics", "selection", "format", "format_version", "kind", "params", "threshold",
            "pixel_threshold", "training_data", "torch_version", "python_version", "size_bytes")
     manifest = {k: v for k, v in old.items() if k not in own}
-    manifest["history"] = old.get("history")
     if old.get("retuned"):
         manifest["retuned_earlier"] = [*old.get("retuned_earlier", []), old["retuned"]]
     manifest["retuned"] = {"command": _command_line(), "from": str(model_path),

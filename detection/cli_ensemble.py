@@ -39,7 +39,8 @@ def combine(model_paths: list[Path], normal_dir: Path, out_path: Path,
     if len(model_paths) < 2:
         raise InputError("an ensemble needs at least two members (give two or more)")
     members = [load(p) for p in model_paths]
-    _, val_files, _ = _split_normal(normal_dir)
+    split = _split_normal(normal_dir)
+    _, val_files, _ = split
     scorer = EnsembleScorer(members=members).fit(None, X_val=[load_gray(p) for p in val_files])
     sources = []
     for p in model_paths:
@@ -50,7 +51,7 @@ def combine(model_paths: list[Path], normal_dir: Path, out_path: Path,
     manifest = {"command": _command_line(), "members": sources,
                 "training_seconds": sum(float(m["training_seconds"] or 0) for m in sources),
                 "metrics": {}, **(manifest_extra or {})}
-    training_data = _training_data(normal_dir, "members fit on train, val thresholds")
+    training_data = _training_data(normal_dir, split, "members fit on train, val thresholds")
     manifest_path = save(scorer, out_path, training_data=training_data, manifest=manifest)
     click.echo(f"ensemble of {len(members)} -> {out_path} (manifest {manifest_path}); "
                f"image threshold {scorer.threshold_:.4g}")

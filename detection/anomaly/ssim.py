@@ -27,6 +27,15 @@ def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
     return g / g.sum()
 
 
+def _separable_blur(x: torch.Tensor, g: torch.Tensor, mode: str) -> torch.Tensor:
+    """Each channel of (N, C, H, W) convolved with the 1-D kernel ``g`` along rows, then
+    columns, after padding by half the kernel in ``mode``; same shape as ``x``."""
+    pad, c, k = len(g) // 2, x.shape[1], len(g)
+    y = F.pad(x, (pad, pad, pad, pad), mode=mode)
+    y = F.conv2d(y, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+    return F.conv2d(y, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """(N, C, H, W) maps blurred by a Gaussian of ``sigma`` pixels (separable, edges replicated).
 
@@ -38,11 +47,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     if sigma <= 0:
         return x
     radius = max(1, int(3 * sigma + 0.5))
-    g = _gaussian_1d(2 * radius + 1, sigma).to(x)
-    c = x.shape[1]
-    y = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    y = F.conv2d(y, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return _separable_blur(x, _gaussian_1d(2 * radius + 1, sigma).to(x), "replicate")
 
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -53,12 +58,8 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, window_size: int = 11, sigma: flo
     121, and a gradient that is as cheap (an 11 x 11 single-channel convolution's backward
     cost a DRAEM training step more than the whole network's).
     """
-    g = _gaussian_1d(window_size, sigma).to(a)
-    pad = window_size // 2
     stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1)
-    blurred = F.pad(stacked, (pad, pad, pad, pad), mode="reflect")
-    blurred = F.conv2d(blurred, g.view(1, 1, 1, -1).expand(5, 1, 1, window_size), groups=5)
-    blurred = F.conv2d(blurred, g.view(1, 1, -1, 1).expand(5, 1, window_size, 1), groups=5)
+    blurred = _separable_blur(stacked, _gaussian_1d(window_size, sigma).to(a), "reflect")
     mu_a, mu_b, aa, bb, ab = blurred.split(1, dim=1)
     var_a = aa - mu_a**2
     var_b = bb - mu_b**2
