@@ -1,7 +1,8 @@
 """``coilmap detect ...``: the classifier and anomaly-scorer commands.
 
-The commands themselves live in ``detection/cli_classify.py``, ``detection/cli_anomaly.py`` and
-``detection/cli_ensemble.py``; this group only gathers them.
+The commands themselves live in ``detection/cli_classify.py``, ``detection/cli_anomaly.py``,
+``detection/cli_ensemble.py`` and ``detection/cli_segmenter_ensemble.py``; this group only
+gathers them.
 """
 
 from __future__ import annotations
@@ -16,4 +17,8 @@ def detect() -> None:
     """Tile, score, localise and classify defect images."""
 
 
-add_module_commands(detect, ("detection.cli_classify", "detection.cli_anomaly", "detection.cli_ensemble"))
+add_module_commands(
+    detect,
+    ("detection.cli_classify", "detection.cli_anomaly", "detection.cli_ensemble",
+     "detection.cli_segmenter_ensemble"),
+)

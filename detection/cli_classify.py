@@ -385,7 +385,8 @@ def evaluate(model_path: str | None, data_dir: str | None, part: str, as_json: b
 def _print_segmenter_figures(m: dict[str, Any]) -> None:
     from detection.classifier.metrics import format_confusion
 
-    click.echo(f"images {m['n']}: accuracy {m['accuracy']:.4f} ({m['errors']} errors)")
+    click.echo(f"images {m['n']}: accuracy {m['accuracy']:.4f} ({m['errors']} errors), "
+               f"balanced accuracy {m['balanced_accuracy']:.4f}")
     click.echo(f"mAP (all classes) {100 * m['mAP']:.2f}")
     click.echo("AP  " + "  ".join(f"{c} {100 * v:.1f}" for c, v in m["AP"].items() if v is not None))
     click.echo(f"mIoU (all classes, background included) {100 * m['mIoU_all']:.2f}")

@@ -169,6 +169,7 @@ class DefectSegmenter:
         budget_s = None if self.max_minutes is None else self.max_minutes * 60
         t_start = time.perf_counter()
         last = False
+        step = 0
         for epoch in range(1, self.epochs + 1):
             t0 = time.perf_counter()
             # Progress drives both the loss blend and the cosine learning rate: the epoch
@@ -210,6 +211,8 @@ class DefectSegmenter:
                 lb = (yb.amax(dim=(2, 3)) > 0).float()
                 xb = (xb - self.mean_) / self.std_
                 loss = self._loss(net, xb, yb, lb, lam, pw_c, pw_s, self.precision)
+                step += 1
+                mixed_precision.check_finite(loss, step=step, precision=self.precision)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -217,7 +220,8 @@ class DefectSegmenter:
             row: dict[str, Any] = {"epoch": epoch, "lam": lam, "train_loss": total / len(order)}
             if has_val and (epoch % self.val_every == 0 or last):
                 net.eval()
-                lows = [self._low_res_one(im) for im in val_images]  # type: ignore[union-attr]
+                with mixed_precision.autocast(self.precision):  # validation in the training's precision
+                    lows = [self._low_res_one(im).float() for im in val_images]  # type: ignore[union-attr]
                 vm = [self._scaled_mask(m) for m in val_masks]  # type: ignore[union-attr]
                 targets = [self._target(torch.from_numpy(m.astype(np.int64))[None])[0] for m in vm]
                 per_class = _per_class_loss(lows, targets, lam, pw_c, pw_s)
@@ -226,7 +230,7 @@ class DefectSegmenter:
                 # Selection must not depend on a threshold: positive weights push every
                 # output up by design, and the thresholds are chosen after training.
                 val_map = _map(true, prob.numpy())
-                iou = max(_cell_iou(lows, vm, self, t) for t in (0.5, 0.7, 0.9))
+                iou = max(_cell_iou(lows, targets, t) for t in (0.5, 0.7, 0.9))
                 row.update(val_mAP=val_map, val_iou=iou, val_loss_per_class=per_class)
                 synth_p = class_probabilities(per_class)  # guided: hardest classes get most pastes
                 if best is None or val_map + iou >= best:
@@ -294,13 +298,21 @@ class DefectSegmenter:
         Positive weights make the sigmoid outputs lean towards "defect" (by design: recall), so
         0.5 is not the best cut; the validation part is where such choices are made.
         """
-        from detection.segmentation.metrics import IoUAccumulator
+        from detection.segmentation.metrics import IoUAccumulator, balanced_accuracy
 
         grid = np.round(np.arange(0.3, 0.991, 0.05), 2)
         scores, probs = self.predict_all(images)
         true = np.array([int(np.max(m)) for m in masks])
-        accs = [float((np.where(scores.max(1) >= t, scores.argmax(1) + 1, 0) == true).mean()) for t in grid]
-        self.image_threshold_ = float(grid[int(np.argmax(accs))])
+        # Image cut: the balanced accuracy (mean recall over the classes present: plain accuracy
+        # would trade every defect class for the defect-free majority) at every midpoint between
+        # neighbouring validation maxima (the outputs crowd near 1, where a fixed grid's last
+        # step is too coarse); ties take the middle one.
+        top = np.unique(scores.max(1))
+        cuts = (top[:-1] + top[1:]) / 2 if len(top) > 1 else top
+        accs = np.array([balanced_accuracy(true, np.where(scores.max(1) >= t, scores.argmax(1) + 1, 0))
+                         for t in cuts])
+        best = np.flatnonzero(accs == accs.max())
+        self.image_threshold_ = float(cuts[best[len(best) // 2]])
         accumulators = [IoUAccumulator(len(self.classes_)) for _ in grid]
         for prob, m in zip(probs, masks, strict=True):
             for acc, t in zip(accumulators, grid, strict=True):
@@ -420,6 +432,15 @@ class DefectSegmenter:
     @classmethod
     def _from_file(cls, path: str | Path):  # type: ignore[no-untyped-def]
         config, state = load_model(path, kind="segmenter")
+        if config.get("architecture") == "SegmenterEnsemble":
+            from detection.segmentation.ensemble import SegmenterEnsemble
+
+            return SegmenterEnsemble.from_config(config, state, path)
+        return cls.from_config(config, state, path)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
+        """A trained segmenter from a model file's config and weights (``path`` for errors)."""
         params = dict(config["params"])
         params["dilations"] = tuple(params["dilations"])
         seg = cls(**params)
@@ -485,15 +506,16 @@ def _per_class_loss(lows, targets, lam, pw_c, pw_s) -> list[float]:  # type: ign
     return out
 
 
-def _cell_iou(lows, masks, seg, threshold: float) -> float:  # type: ignore[no-untyped-def]
+def _cell_iou(lows, targets, threshold: float) -> float:  # type: ignore[no-untyped-def]
     """Mean over classes of the dataset-level IoU of low-resolution cells (model selection).
 
-    A cell is defect when any of its pixels is (a blowhole covers a fraction of one cell).
+    ``targets`` are the soft cell masks of :meth:`DefectSegmenter._target`; a cell is defect
+    when any of its pixels is (a blowhole covers a fraction of one cell).
     """
     n = lows[0].shape[0]
     inter, union = torch.zeros(n), torch.zeros(n)
-    for lo, m in zip(lows, masks, strict=True):
-        t = seg._target(torch.from_numpy(m.astype(np.int64))[None])[0] > 0
+    for lo, t in zip(lows, targets, strict=True):
+        t = t > 0
         h, w = min(lo.shape[1], t.shape[1]), min(lo.shape[2], t.shape[2])
         p = torch.sigmoid(lo[:, :h, :w]) >= threshold
         t = t[:, :h, :w]

@@ -2,7 +2,8 @@
 
 - image level: average precision of each class (one-vs-rest on its score; the defect-free
   class scores ``1 - max`` of the defect scores) and their mean over all classes (mAP);
-  accuracy and confusion matrix of the predicted class;
+  accuracy, balanced accuracy (mean recall of the classes) and confusion matrix of the
+  predicted class;
 - pixel level: the IoU of each defect class over the whole test set (intersection and union
   summed over every test image, so false positives on other images count) at the threshold,
   and the mean IoU over all classes including the background.
@@ -39,8 +40,18 @@ def image_level_metrics(
     pred = np.where(s.max(1) >= threshold, s.argmax(1) + 1, 0)
     m = classification_metrics(y, pred, classes)
     present = [v for v in ap.values() if v is not None]
-    m.update(AP=ap, mAP=float(np.mean(present)) if present else float("nan"))
+    m.update(AP=ap, mAP=float(np.mean(present)) if present else float("nan"),
+             balanced_accuracy=balanced_accuracy(y, pred))
     return m
+
+
+def balanced_accuracy(true: np.ndarray, pred: np.ndarray) -> float:
+    """The mean over the classes present in ``true`` of each one's recall.
+
+    >>> balanced_accuracy(np.array([0, 0, 0, 1]), np.array([0, 0, 0, 0]))
+    0.5
+    """
+    return float(np.mean([np.mean(pred[true == k] == k) for k in np.unique(true)]))
 
 
 class IoUAccumulator:

@@ -177,6 +177,7 @@ def train_draem(
             picked = train[torch.from_numpy(rng.integers(0, len(train), batch_size))]
         clean, aug, masks = synthetic_batch(picked, sources, rng, p_anomaly, anomalies=anomalies)
         loss = draem_loss(model, clean, aug, masks, precision)
+        mixed_precision.check_finite(loss, step=step, precision=precision)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -1,0 +1,78 @@
+"""``coilmap detect combine-segmenter``: trained segmenters and mirror views averaged into one model.
+
+The members' low-resolution mask logits are averaged (with ``--flips`` also over each image's
+three mirror views), the thresholds chosen again on the val part of ``--data``, and the figures
+on its test part written to the manifest, as ``train-segmenter`` does. The result is an ordinary
+segmenter file: ``segment``, ``evaluate`` and the workers load it like any other.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from coilmap.config import shared_data_dir
+from detection.cli_anomaly import _command_line
+
+
+@click.command("combine-segmenter")
+@click.option("--model", "model_paths", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="A trained segmenter (give it once with --flips, or several times).")
+@click.option("--flips", is_flag=True,
+              help="Also average each image's left-right, up-down and both-ways mirror views.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="The magnetic tile layout the members were trained on (val: thresholds, test: "
+                   "figures); default: the shared magnetic tile data.")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+def combine_segmenter(model_paths: tuple[Path, ...], flips: bool, data_dir: Path | None,
+                      out_path: Path, threads: int) -> None:
+    """Average trained segmenters (and mirror views) into one model; print its test figures."""
+    import torch
+
+    from coilmap.errors import InputError
+    from detection.cli_classify import _print_segmenter_figures
+    from detection.datasets import discover
+    from detection.segmentation import load_segmenter
+    from detection.segmentation.ensemble import SegmenterEnsemble
+    from detection.segmentation.training import evaluate_items, load_with_masks
+
+    if len(model_paths) < 2 and not flips:
+        raise InputError("one model without --flips is that model: give --model twice or more, or --flips")
+    torch.set_num_threads(threads)
+    data = discover(data_dir or shared_data_dir() / "magnetic_tile")
+    members = [load_segmenter(p) for p in model_paths]
+    ensemble = SegmenterEnsemble(members, flips=flips)
+    val = data.part("val")
+    ensemble.fit(*load_with_masks(val, ensemble.classes_))
+    test = data.part("test")
+    metrics = {"val": evaluate_items(ensemble, val)}
+    if test:
+        metrics["test"] = evaluate_items(ensemble, test)
+    sources = []
+    for p in model_paths:
+        mpath = Path(p).with_suffix(".json")
+        m = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        sources.append({"model": str(p), "command": m.get("command"),
+                        "train_seconds": m.get("train_seconds"),
+                        "test_mAP": m.get("metrics", {}).get("test", {}).get("mAP")})
+    manifest = {
+        "command": _command_line(),
+        "data": data.describe(),
+        "splits": "coilmap.datasplit.mt_part: members fit on train; val = the ensemble's "
+                  "thresholds; test = figures",
+        "members": sources,
+        "flips": flips,
+        "metrics": metrics,
+    }
+    mpath = ensemble.save(out_path, manifest)
+    click.echo(f"wrote {out_path} and {mpath} ({len(members)} member(s), flips {flips})")
+    click.echo(f"val: mAP {100 * metrics['val']['mAP']:.2f}, mIoU (defect classes) "
+               f"{100 * metrics['val']['mIoU_defect']:.2f}")
+    if test:
+        _print_segmenter_figures(metrics["test"])
+
+
+COMMANDS = [combine_segmenter]
