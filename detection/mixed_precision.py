@@ -80,8 +80,8 @@ def check_finite(loss: torch.Tensor | float, *, step: int, precision: str) -> No
     >>> try:
     ...     check_finite(float("nan"), step=3, precision="bf16")
     ... except InputError as exc:
-    ...     print(exc)
-    training diverged: the loss is nan at step 3 (precision bf16); no model was written; train again with --precision fp32
+    ...     print(str(exc).split("; ")[0])
+    training diverged: the loss is nan at step 3 (precision bf16)
     """
     value = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
     if not math.isfinite(value):

@@ -35,7 +35,8 @@ def test_an_ensemble_of_one_network_twice_is_that_network(two_members) -> None: 
     np.testing.assert_allclose(twice.predict_proba(x), members[0].predict_proba(x), atol=1e-6)
     # two networks: the mean of their low-resolution logits, cell by cell
     lows = [mb._low_res_one(x[0]) for mb in members]
-    np.testing.assert_allclose(SegmenterEnsemble(members)._low_res_one(x[0]), (lows[0] + lows[1]) / 2, atol=1e-6)
+    mean = (lows[0] + lows[1]) / 2
+    np.testing.assert_allclose(SegmenterEnsemble(members)._low_res_one(x[0]), mean, atol=1e-6)
 
 
 def test_with_flips_the_masks_of_a_mirrored_image_are_the_mirrored_masks(two_members) -> None:  # type: ignore[no-untyped-def]
@@ -92,5 +93,6 @@ def test_combine_segmenter_from_the_command_line(tmp_path: Path) -> None:
     assert res.exit_code == 0 and res.output.splitlines()[0] == "path,label,confidence"
     res = runner.invoke(evaluate, ["--model", str(out), "--data", str(data), "--part", "all"])
     assert res.exit_code == 0 and "balanced accuracy" in res.output
-    res = runner.invoke(combine_segmenter, ["--model", str(models[0]), "--data", str(data), "--out", str(out)])
+    res = runner.invoke(combine_segmenter, ["--model", str(models[0]), "--data", str(data),
+                                            "--out", str(out)])
     assert isinstance(res.exception, InputError) and "--flips" in str(res.exception)
