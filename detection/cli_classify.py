@@ -25,6 +25,8 @@ from coilmap.config import shared_data_dir
 from coilmap.errors import InputError
 
 _CLASSIFIER_FIGURES = ("n", "accuracy", "errors")
+FREE_ALARM_RATE_HELP = ("The fraction of defect-free validation images that may reach the image "
+                        "threshold (the rate of false alarms on clean images).")
 
 
 def _command_line() -> str:
@@ -228,6 +230,10 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     help="bf16 trains in bfloat16 mixed precision (faster on a CPU with bfloat16 units, AMX); "
     "the model is saved and predicts in float32.",
 )
+@click.option(
+    "--free-alarm-rate", default=0.05, show_default=True, type=click.FloatRange(0.0, 1.0),
+    help=FREE_ALARM_RATE_HELP,
+)
 def train_segmenter(
     data_dir: str,
     out_path: str,
@@ -243,6 +249,7 @@ def train_segmenter(
     max_minutes: float | None,
     val_every: int,
     precision: str,
+    free_alarm_rate: float,
 ) -> None:
     """Train a context aggregation network; report its figures on the test part."""
     from detection.datasets import discover
@@ -262,6 +269,7 @@ def train_segmenter(
         max_minutes=max_minutes,
         val_every=val_every,
         precision=precision,
+        free_alarm_rate=free_alarm_rate,
     )
     seg, summary = train_on_set(data, seg, n_synthetic=synthetic, log=lambda s: click.echo(s, err=True))
     test = data.part("test")

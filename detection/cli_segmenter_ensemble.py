@@ -15,6 +15,7 @@ import click
 
 from coilmap.config import shared_data_dir
 from detection.cli_anomaly import _command_line
+from detection.cli_classify import FREE_ALARM_RATE_HELP, _print_segmenter_figures
 
 
 @click.command("combine-segmenter")
@@ -26,14 +27,15 @@ from detection.cli_anomaly import _command_line
               help="The magnetic tile layout the members were trained on (val: thresholds, test: "
                    "figures); default: the shared magnetic tile data.")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
+@click.option("--free-alarm-rate", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
+              help=FREE_ALARM_RATE_HELP)
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
 def combine_segmenter(model_paths: tuple[Path, ...], flips: bool, data_dir: Path | None,
-                      out_path: Path, threads: int) -> None:
+                      out_path: Path, free_alarm_rate: float, threads: int) -> None:
     """Average trained segmenters (and mirror views) into one model; print its test figures."""
     import torch
 
     from coilmap.errors import InputError
-    from detection.cli_classify import _print_segmenter_figures
     from detection.datasets import discover
     from detection.segmentation import load_segmenter
     from detection.segmentation.ensemble import SegmenterEnsemble
@@ -44,7 +46,7 @@ def combine_segmenter(model_paths: tuple[Path, ...], flips: bool, data_dir: Path
     torch.set_num_threads(threads)
     data = discover(data_dir or shared_data_dir() / "magnetic_tile")
     members = [load_segmenter(p) for p in model_paths]
-    ensemble = SegmenterEnsemble(members, flips=flips)
+    ensemble = SegmenterEnsemble(members, flips=flips, free_alarm_rate=free_alarm_rate)
     val = data.part("val")
     ensemble.fit(*load_with_masks(val, ensemble.classes_))
     test = data.part("test")

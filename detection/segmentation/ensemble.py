@@ -44,7 +44,9 @@ class SegmenterEnsemble(DefectSegmenter):
     ``predict_proba``, ``predict_masks``, ``predict_all``, ``save``, ``classes_``, thresholds).
     """
 
-    def __init__(self, members: Sequence[DefectSegmenter], flips: bool = False) -> None:
+    def __init__(
+        self, members: Sequence[DefectSegmenter], flips: bool = False, free_alarm_rate: float = 0.05
+    ) -> None:
         if not members:
             raise InputError("a segmenter ensemble needs at least one member")
         first = members[0]
@@ -56,6 +58,7 @@ class SegmenterEnsemble(DefectSegmenter):
                 )
         self.members = list(members)
         self.flips = flips
+        self.free_alarm_rate = free_alarm_rate
         # What DefectSegmenter's prediction methods read from self.
         self.scale, self.pool, self.classes_ = first.scale, first.pool, list(first.classes_)
         self.net_ = first.net_
@@ -92,6 +95,7 @@ class SegmenterEnsemble(DefectSegmenter):
         return {
             "architecture": ARCHITECTURE,
             "flips": self.flips,
+            "free_alarm_rate": self.free_alarm_rate,
             "members": [m.config() for m in self.members],
             "classes": list(self.classes_),
             "image_threshold": self.image_threshold_,
@@ -111,7 +115,7 @@ class SegmenterEnsemble(DefectSegmenter):
             prefix = f"member{i}."
             member_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             members.append(DefectSegmenter.from_config(member_config, member_state, path))
-        ens = cls(members, flips=bool(config["flips"]))
+        ens = cls(members, flips=bool(config["flips"]), free_alarm_rate=float(config["free_alarm_rate"]))
         ens.image_threshold_ = float(config["image_threshold"])
         ens.pixel_threshold_ = float(config["pixel_threshold"])
         return ens

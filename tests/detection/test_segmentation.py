@@ -180,3 +180,15 @@ def test_a_wall_time_cap_ends_the_schedule_early_on_the_segmentation_loss() -> N
     )
     assert len(seg.history_) == 2  # the first epoch always runs; the second is the last
     assert seg.history_[-1]["lam"] == 1.0 and "val_mAP" in seg.history_[-1]
+
+
+def test_the_image_threshold_holds_the_false_alarm_rate_on_defect_free_validation_images() -> None:
+    rng = np.random.default_rng(4)
+    x, m = _tiles(12, rng)
+    xv, mv = _tiles(30, rng)  # every third one defect-free
+    seg = DefectSegmenter(**TINY, epochs=1, free_alarm_rate=0.2).fit(
+        x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=0
+    )
+    free = [im for im, mk in zip(xv, mv, strict=True) if not mk.any()]
+    alarms = seg.predict_proba(free).max(1) >= seg.image_threshold_
+    assert 0 < alarms.mean() <= 0.2 + 1 / len(free)
