@@ -96,3 +96,19 @@ def test_combine_segmenter_from_the_command_line(tmp_path: Path) -> None:
     res = runner.invoke(combine_segmenter, ["--model", str(models[0]), "--data", str(data),
                                             "--out", str(out)])
     assert isinstance(res.exception, InputError) and "--flips" in str(res.exception)
+
+
+def test_the_segmenter_benchmark_times_plain_and_flipped_models(
+    tmp_path: Path, two_members, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+) -> None:
+    from benchmarks.bench_segmenter import main
+
+    members, _, _ = two_members
+    paths = [tmp_path / "one.pt", tmp_path / "flips.pt"]
+    manifest = {"command": "test", "data": None, "metrics": {}}
+    members[0].save(paths[0], manifest)
+    SegmenterEnsemble(members[:1], flips=True).save(paths[1], manifest)
+    main([*map(str, paths), "--images", "2", "--repeats", "1", "--threads", "1"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["members"], r["flips"], r["images"]) for r in rows] == [(1, False, 2), (1, True, 2)]
+    assert all(r["images_per_second"] > 0 and r["megapixels_per_second"] > 0 for r in rows)
