@@ -66,7 +66,7 @@ def can_step(precision: str, batch: int = 16, crop_px: int = 128) -> Callable[[]
 
     def step() -> None:
         with mixed_precision.autocast(precision):
-            lo = net.low_res_logits(mixed_precision.as_input(x, precision))
+            lo = net.low_res_logits(mixed_precision.as_input(x, net))
         loss = F.binary_cross_entropy_with_logits(lo.float(), target)
         opt.zero_grad()
         loss.backward()

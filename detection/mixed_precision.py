@@ -2,10 +2,8 @@
 
 On a CPU with bfloat16 units, convolutions in bfloat16 run about twice as fast as in float32
 (``coilmap bench precision`` times a training step of each network both ways; figures in
-docs/detection-anomaly.md). Tensors are laid out channels-last only on a CPU with AMX tiles
-(where that layout was measured fastest): on an AMD EPYC with AVX512-BF16 and no AMX, torch
-2.13's channels-last bfloat16 convolution gave NaN weight gradients for dilations 4 and 8 with
-24 input channels, and the default layout was as fast. Every training loop in bfloat16 also
+docs/detection-anomaly.md). Tensors are laid out channels-last, the faster layout, except
+where that layout computes wrong gradients (:func:`memory_format`). Every training loop also
 checks its loss with :func:`check_finite`, so a run that diverges stops with a clear error
 instead of saving a model that never learned.
 Under :func:`autocast` the weights,
@@ -16,7 +14,7 @@ variances to cancellation). Models are saved and run for inference in float32 ei
 >>> import torch
 >>> net = prepare(torch.nn.Conv2d(1, 2, 3), "bf16")
 >>> with autocast("bf16"):
-...     y = net(as_input(torch.zeros(1, 1, 8, 8), "bf16"))
+...     y = net(as_input(torch.zeros(1, 1, 8, 8), net))
 >>> y.dtype, y.float().dtype
 (torch.bfloat16, torch.float32)
 """
@@ -55,23 +53,37 @@ def cpu_has_amx() -> bool:
         return False
 
 
-def channels_last(precision: str) -> bool:
-    """Whether ``precision`` trains in the channels-last layout on this CPU (bf16 with AMX)."""
-    return check(precision) == "bf16" and cpu_has_amx()
+def memory_format(model: torch.nn.Module, precision: str, *, training: bool = True) -> torch.memory_format:
+    """The layout ``model`` runs fastest in and correctly: channels-last for bf16, except for
+    training a network with dilated convolutions on a CPU without AMX.
+
+    On an AMD EPYC with AVX512-BF16 (no AMX), torch 2.13's channels-last bfloat16 convolution
+    gave NaN weight gradients for dilations 4 and 8 with 24 input channels (its forward pass,
+    and undilated networks, were right); channels-last was still the faster layout there
+    (DRAEM training step 208 against 255 ms, scoring 120 against 81 tiles per second).
+    """
+    if check(precision) != "bf16":
+        return torch.contiguous_format
+    if training and not cpu_has_amx() and _has_dilated_convolution(model):
+        return torch.contiguous_format
+    return torch.channels_last
 
 
-def prepare(model: torch.nn.Module, precision: str) -> torch.nn.Module:
-    """``model`` in the memory format its training runs fastest in (see :func:`channels_last`)."""
-    if channels_last(precision):
-        return model.to(memory_format=torch.channels_last)
-    return model
+def _has_dilated_convolution(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.Conv2d) and max(m.dilation) > 1 for m in model.modules())
 
 
-def as_input(x: torch.Tensor, precision: str) -> torch.Tensor:
-    """A 4-D batch laid out for :func:`prepare`'d models."""
-    if channels_last(precision) and x.dim() == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
+def prepare(model: torch.nn.Module, precision: str, *, training: bool = True) -> torch.nn.Module:
+    """``model`` in its :func:`memory_format` (remembered for :func:`as_input`)."""
+    fmt = memory_format(model, precision, training=training)
+    model.coilmap_memory_format = fmt  # type: ignore[assignment]
+    return model.to(memory_format=fmt)
+
+
+def as_input(x: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
+    """A 4-D batch laid out as the :func:`prepare`'d ``model``."""
+    fmt = getattr(model, "coilmap_memory_format", torch.contiguous_format)
+    return x.contiguous(memory_format=fmt) if x.dim() == 4 else x
 
 
 def check_finite(loss: torch.Tensor | float, *, step: int, precision: str) -> None:
@@ -93,4 +105,5 @@ def check_finite(loss: torch.Tensor | float, *, step: int, precision: str) -> No
 
 def restore(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` back in the default memory format (for saving and float32 inference)."""
+    model.coilmap_memory_format = torch.contiguous_format  # type: ignore[assignment]
     return model.to(memory_format=torch.contiguous_format)

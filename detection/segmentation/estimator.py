@@ -344,7 +344,7 @@ class DefectSegmenter:
     @staticmethod
     def _loss(net, xb, yb, lb, lam, pw_c, pw_s, precision="fp32") -> torch.Tensor:  # type: ignore[no-untyped-def]
         with mixed_precision.autocast(precision):
-            lo = net.low_res_logits(mixed_precision.as_input(xb, precision))
+            lo = net.low_res_logits(mixed_precision.as_input(xb, net))
         lo = lo.float()
         l_class = F.binary_cross_entropy_with_logits(lo.amax(dim=(2, 3)), lb, pos_weight=pw_c)
         l_seg = F.binary_cross_entropy_with_logits(lo, yb, pos_weight=pw_s)

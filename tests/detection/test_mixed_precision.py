@@ -13,14 +13,22 @@ from detection.segmentation.torch_model import ContextAggregationNetwork
 from tests.detection.test_segmentation import TINY, _tiles
 
 
-def test_channels_last_only_with_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_channels_last_except_dilated_training_without_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    dilated = ContextAggregationNetwork(2, 8, (1, 2), 2)
+    plain = torch.nn.Conv2d(3, 4, 3)
+    x = torch.zeros(2, 3, 8, 8)  # three channels: with one, both layouts are the same tensor
+    channels_last = torch.channels_last
     monkeypatch.setattr(mixed_precision, "cpu_has_amx", lambda: False)
-    net = mixed_precision.prepare(torch.nn.Conv2d(1, 4, 3), "bf16")
-    assert net.weight.is_contiguous() and not mixed_precision.channels_last("bf16")
+    assert mixed_precision.memory_format(dilated, "bf16") == torch.contiguous_format
+    assert mixed_precision.memory_format(dilated, "bf16", training=False) == channels_last
+    assert mixed_precision.memory_format(plain, "fp32") == torch.contiguous_format
+    net = mixed_precision.prepare(plain, "bf16")
+    assert net.weight.is_contiguous(memory_format=channels_last) and not net.weight.is_contiguous()
+    assert mixed_precision.as_input(x, net).is_contiguous(memory_format=channels_last)
+    net = mixed_precision.restore(net)
+    assert net.weight.is_contiguous() and mixed_precision.as_input(x, net).is_contiguous()
     monkeypatch.setattr(mixed_precision, "cpu_has_amx", lambda: True)
-    assert mixed_precision.channels_last("bf16") and not mixed_precision.channels_last("fp32")
-    x = mixed_precision.as_input(torch.zeros(2, 3, 8, 8), "bf16")
-    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert mixed_precision.memory_format(dilated, "bf16") == channels_last
 
 
 def test_a_bf16_training_step_of_the_segmenter_network_has_finite_gradients() -> None:
@@ -29,7 +37,7 @@ def test_a_bf16_training_step_of_the_segmenter_network_has_finite_gradients() ->
     torch.manual_seed(0)
     net = mixed_precision.prepare(ContextAggregationNetwork(5, 24, (1, 2, 4, 8, 16), 4), "bf16")
     with mixed_precision.autocast("bf16"):
-        lo = net.low_res_logits(mixed_precision.as_input(torch.randn(4, 1, 128, 128), "bf16"))
+        lo = net.low_res_logits(mixed_precision.as_input(torch.randn(4, 1, 128, 128), net))
     lo.float().mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters())
 

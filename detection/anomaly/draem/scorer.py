@@ -88,7 +88,7 @@ def draem_loss(
     """L2 + SSIM loss of the reconstruction, focal loss of the mask; the network runs in
     ``precision`` (:mod:`detection.mixed_precision`), the losses in float32."""
     with mixed_precision.autocast(precision):
-        recon, logits = model(mixed_precision.as_input(augmented, precision))
+        recon, logits = model(mixed_precision.as_input(augmented, model))
     recon, logits = recon.float(), logits.float()
     l2 = F.mse_loss(recon, clean)
     ssim_loss = 1 - ssim_map(recon, clean).mean()
@@ -298,11 +298,13 @@ class DraemScorer(AnomalyScorer):
     def set_score_precision(self, precision: str) -> None:
         """Score in ``precision`` from now on (the thresholds are not changed: recalibrate)."""
         self.score_precision = mixed_precision.check(precision)
-        self.inference_model_ = mixed_precision.prepare(fuse_batchnorm(self.model_), precision)
+        self.inference_model_ = mixed_precision.prepare(
+            fuse_batchnorm(self.model_), precision, training=False
+        )
 
     def _score_batch(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         with mixed_precision.autocast(self.score_precision):
-            _, logits = self.inference_model_(mixed_precision.as_input(batch, self.score_precision))
+            _, logits = self.inference_model_(mixed_precision.as_input(batch, self.inference_model_))
         prob = torch.sigmoid(logits.float())
         pooled = F.avg_pool2d(prob, self.score_kernel, stride=1, padding=self.score_kernel // 2)
         # the map may be smoothed (map_sigma working pixels); the image score is not
