@@ -234,6 +234,11 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     "--free-alarm-rate", default=0.05, show_default=True, type=click.FloatRange(0.0, 1.0),
     help=FREE_ALARM_RATE_HELP,
 )
+@click.option(
+    "--hard-free", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+    help="The share of each epoch's defect-free images drawn by how strongly the network last "
+    "called them defective (hard negatives); the rest are drawn uniformly.",
+)
 def train_segmenter(
     data_dir: str,
     out_path: str,
@@ -250,6 +255,7 @@ def train_segmenter(
     val_every: int,
     precision: str,
     free_alarm_rate: float,
+    hard_free: float,
 ) -> None:
     """Train a context aggregation network; report its figures on the test part."""
     from detection.datasets import discover
@@ -270,6 +276,7 @@ def train_segmenter(
         val_every=val_every,
         precision=precision,
         free_alarm_rate=free_alarm_rate,
+        hard_free=hard_free,
     )
     seg, summary = train_on_set(data, seg, n_synthetic=synthetic, log=lambda s: click.echo(s, err=True))
     test = data.part("test")

@@ -72,6 +72,7 @@ class DefectSegmenter:
         batch_size: int = 16,
         lr: float = 4e-3,
         free_per_epoch: int = 200,
+        hard_free: float = 0.0,
         max_pos_weight_class: float = 8.0,
         max_pos_weight_seg: float = 20.0,
         threshold: float = 0.5,
@@ -91,6 +92,7 @@ class DefectSegmenter:
         self.batch_size = batch_size
         self.lr = lr
         self.free_per_epoch = free_per_epoch
+        self.hard_free = hard_free
         self.max_pos_weight_class = max_pos_weight_class
         self.max_pos_weight_seg = max_pos_weight_seg
         self.threshold = threshold
@@ -150,6 +152,8 @@ class DefectSegmenter:
         pw_s = torch.tensor(self.pos_weight_seg_, dtype=torch.float32)[None, :, None, None]
 
         free = [i for i, m in enumerate(ms_all) if not np.any(m)]
+        free_slot = {i: k for k, i in enumerate(free)}
+        free_logit = np.zeros(len(free))  # the last crop's largest logit of each defect-free image
         defect = [i for i, m in enumerate(ms_all) if np.any(m)]
         cutouts: dict[int, list[Cutout]] = {}
         for i in defect:
@@ -189,8 +193,9 @@ class DefectSegmenter:
             for group in opt.param_groups:
                 group["lr"] = self.lr * (0.02 + 0.49 * (1 + math.cos(math.pi * progress)))
             # This epoch's set: every defect image, a sample of free ones, synthetic pastes.
-            pick_free = rng.permutation(free)[: self.free_per_epoch].tolist() if free else []
+            pick_free = self._pick_free(free, free_logit, rng)
             pairs = [(xs_all[i], ms_all[i]) for i in defect + pick_free]
+            origin = defect + pick_free  # the source image of each pair (synthetic ones: none)
             if cutouts and free and n_synthetic > 0:
                 for _ in range(n_synthetic):
                     have = np.array([c in cutouts for c in range(n)], dtype=float) * synth_p
@@ -213,7 +218,10 @@ class DefectSegmenter:
                 yb = self._target(mb[:, 0])
                 lb = (yb.amax(dim=(2, 3)) > 0).float()
                 xb = (xb - self.mean_) / self.std_
-                loss = self._loss(net, xb, yb, lb, lam, pw_c, pw_s, self.precision)
+                loss, image_logit = self._loss(net, xb, yb, lb, lam, pw_c, pw_s, self.precision)
+                for j, i in enumerate(idx):  # how strongly each defect-free image was called defective
+                    if i < len(origin) and origin[i] in free_slot:
+                        free_logit[free_slot[origin[i]]] = float(image_logit[j])
                 step += 1
                 mixed_precision.check_finite(loss, step=step, precision=self.precision)
                 opt.zero_grad(set_to_none=True)
@@ -251,6 +259,23 @@ class DefectSegmenter:
             net.eval()
             self._choose_thresholds(val_images, val_masks)  # type: ignore[arg-type]
         return self
+
+    def _pick_free(self, free: list[int], free_logit: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """This epoch's defect-free images: ``free_per_epoch`` of them, a ``hard_free`` share
+        drawn with weights ``exp(logit)`` of how strongly the network last called each one
+        defective (hard negatives: the false alarms that cost the image-level AP), the rest
+        uniformly from the others."""
+        if not free:
+            return []
+        n = min(self.free_per_epoch, len(free))
+        n_hard = int(round(self.hard_free * n))
+        hard: list[int] = []
+        if n_hard:
+            w = np.exp(free_logit - free_logit.max())
+            hard = rng.choice(len(free), size=n_hard, replace=False, p=w / w.sum()).tolist()
+        taken = set(hard)
+        rest = [k for k in rng.permutation(len(free)).tolist() if k not in taken][: n - n_hard]
+        return [free[k] for k in hard + rest]
 
     def _scaled(self, image: np.ndarray) -> np.ndarray:
         a = np.asarray(image, dtype=np.float32)
@@ -342,13 +367,14 @@ class DefectSegmenter:
         return np.array([float(k + 1 in present) for k in range(len(self.classes_))], np.float32)
 
     @staticmethod
-    def _loss(net, xb, yb, lb, lam, pw_c, pw_s, precision="fp32") -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def _loss(net, xb, yb, lb, lam, pw_c, pw_s, precision="fp32"):  # type: ignore[no-untyped-def]
+        """The blended loss of a batch, and each crop's largest logit (detached)."""
         with mixed_precision.autocast(precision):
             lo = net.low_res_logits(mixed_precision.as_input(xb, net))
         lo = lo.float()
         l_class = F.binary_cross_entropy_with_logits(lo.amax(dim=(2, 3)), lb, pos_weight=pw_c)
         l_seg = F.binary_cross_entropy_with_logits(lo, yb, pos_weight=pw_s)
-        return (1.0 - lam) * l_class + lam * l_seg
+        return (1.0 - lam) * l_class + lam * l_seg, lo.detach().amax(dim=(1, 2, 3))
 
     # ----------------------------------------------------------------------------- inference
     def _check_fitted(self) -> None:

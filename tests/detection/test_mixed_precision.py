@@ -46,7 +46,7 @@ def test_a_diverging_run_stops_with_a_clear_error(monkeypatch: pytest.MonkeyPatc
     x, m = _tiles(6, np.random.default_rng(0))
 
     def nan_loss(*args, **kwargs):  # type: ignore[no-untyped-def]
-        return torch.tensor(float("nan"), requires_grad=True)
+        return torch.tensor(float("nan"), requires_grad=True), torch.zeros(len(args[1]))
 
     monkeypatch.setattr(DefectSegmenter, "_loss", staticmethod(nan_loss))
     with pytest.raises(InputError, match=r"training diverged: the loss is nan at step 1 \(precision bf16\)"):

@@ -192,3 +192,16 @@ def test_the_image_threshold_holds_the_false_alarm_rate_on_defect_free_validatio
     free = [im for im, mk in zip(xv, mv, strict=True) if not mk.any()]
     alarms = seg.predict_proba(free).max(1) >= seg.image_threshold_
     assert 0 < alarms.mean() <= 0.2 + 1 / len(free)
+
+
+def test_hard_negatives_are_the_defect_free_images_last_called_defective() -> None:
+    seg = DefectSegmenter(free_per_epoch=4, hard_free=0.5)
+    free = [10, 11, 12, 13, 14, 15, 16, 17]
+    logit = np.array([-9.0, -9.0, 8.0, -9.0, -9.0, -9.0, 8.0, -9.0])  # images 12 and 16 alarm
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        picked = seg._pick_free(free, logit, rng)
+        assert len(picked) == 4 and len(set(picked)) == 4 and set(picked) <= set(free)
+        assert {12, 16} <= set(picked)
+    uniform = DefectSegmenter(free_per_epoch=4)._pick_free(free, logit, np.random.default_rng(0))
+    assert uniform == [free[k] for k in np.random.default_rng(0).permutation(8)[:4]]
