@@ -411,7 +411,10 @@ def _print_segmenter_figures(m: dict[str, Any]) -> None:
         "IoU on each class's own images "
         + "  ".join(f"{c} {100 * v:.1f}" for c, v in m["IoU_own_images"].items() if v is not None)
     )
-    click.echo(f"thresholds: image {m['image_threshold']}, pixel {m['pixel_threshold']}")
+    click.echo(f"thresholds: image {m['image_threshold']:.4g}, pixel {m['pixel_threshold']:.4g}")
+    sel = m["selection"]
+    click.echo(f"selection criterion (threshold-free): image mAP {sel['mAP']:.4f} + best cell IoU "
+               f"{sel['cell_iou']:.4f} = {sel['criterion']:.4f}")
     click.echo(format_confusion(m["confusion"], m["classes"]))
 
 

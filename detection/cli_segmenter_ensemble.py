@@ -71,8 +71,10 @@ def combine_segmenter(model_paths: tuple[Path, ...], flips: bool, data_dir: Path
     }
     mpath = ensemble.save(out_path, manifest)
     click.echo(f"wrote {out_path} and {mpath} ({len(members)} member(s), flips {flips})")
+    sel = metrics["val"]["selection"]
     click.echo(f"val: mAP {100 * metrics['val']['mAP']:.2f}, mIoU (defect classes) "
-               f"{100 * metrics['val']['mIoU_defect']:.2f}")
+               f"{100 * metrics['val']['mIoU_defect']:.2f}; selection criterion {sel['criterion']:.4f} "
+               f"(mAP {sel['mAP']:.4f} + best cell IoU {sel['cell_iou']:.4f})")
     if test:
         _print_segmenter_figures(metrics["test"])
 

@@ -236,12 +236,7 @@ class DefectSegmenter:
                 vm = [self._scaled_mask(m) for m in val_masks]  # type: ignore[union-attr]
                 targets = [self._target(torch.from_numpy(m.astype(np.int64))[None])[0] for m in vm]
                 per_class = _per_class_loss(lows, targets, lam, pw_c, pw_s)
-                prob = torch.sigmoid(torch.stack([lo.amax(dim=(1, 2)) for lo in lows]))
-                true = np.array([int(np.max(m)) for m in vm])
-                # Selection must not depend on a threshold: positive weights push every
-                # output up by design, and the thresholds are chosen after training.
-                val_map = _map(true, prob.numpy())
-                iou = max(_cell_iou(lows, targets, t) for t in (0.5, 0.7, 0.9))
+                val_map, iou = _selection_figures(lows, targets, vm)
                 row.update(val_mAP=val_map, val_iou=iou, val_loss_per_class=per_class)
                 synth_p = class_probabilities(per_class)  # guided: hardest classes get most pastes
                 if best is None or val_map + iou >= best:
@@ -354,6 +349,19 @@ class DefectSegmenter:
         names = ["background", *self.classes_]
         ious = [acc.result(names)["mIoU_defect"] for acc in accumulators]
         self.pixel_threshold_ = float(grid[int(np.nanargmax(ious))])
+
+    def selection_criterion(
+        self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]
+    ) -> dict[str, float]:
+        """The figures that choose the epoch in :meth:`fit`, for any trained model (ensembles
+        too) on validation ``images`` and int ``masks``: image-level mAP, best cell IoU and
+        their sum, ``criterion`` (computed in float32)."""
+        self._check_fitted()
+        lows = [self._low_res_one(im) for im in images]
+        vm = [self._scaled_mask(m) for m in masks]
+        targets = [self._target(torch.from_numpy(m.astype(np.int64))[None])[0] for m in vm]
+        val_map, iou = _selection_figures(lows, targets, vm)
+        return {"mAP": val_map, "cell_iou": iou, "criterion": val_map + iou}
 
     def _target(self, masks: torch.Tensor) -> torch.Tensor:
         """Per-class soft masks (N, n_classes, h/pool, w/pool): the fraction of defect pixels."""
@@ -539,6 +547,17 @@ def _per_class_loss(lows, targets, lam, pw_c, pw_s) -> list[float]:  # type: ign
         sel = lv[:, k] > 0
         out.append(float(both[sel, k].mean()) if bool(sel.any()) else 0.0)
     return out
+
+
+def _selection_figures(lows, targets, masks) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Image-level mAP and the best low-resolution cell IoU (thresholds 0.5, 0.7, 0.9).
+
+    Selection must not depend on a threshold: positive weights push every output up by design,
+    and the thresholds are chosen after training. Their sum is the selection criterion.
+    """
+    prob = torch.sigmoid(torch.stack([lo.amax(dim=(1, 2)) for lo in lows]))
+    true = np.array([int(np.max(m)) for m in masks])
+    return _map(true, prob.numpy()), max(_cell_iou(lows, targets, t) for t in (0.5, 0.7, 0.9))
 
 
 def _cell_iou(lows, targets, threshold: float) -> float:  # type: ignore[no-untyped-def]

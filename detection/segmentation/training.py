@@ -77,4 +77,6 @@ def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str
     out.update(acc.result(names))
     out["IoU_own_images"] = {names[k]: a.result(names)["IoU"][names[k]] for k, a in own.items()}
     out.update(image_threshold=seg.image_threshold_, pixel_threshold=seg.pixel_threshold_)
+    # The threshold-free figures that choose among epochs and models, on these images.
+    out["selection"] = seg.selection_criterion(images, masks)
     return out

@@ -73,6 +73,9 @@ def test_fit_blends_the_loss_from_classification_to_segmentation_and_weighs_posi
     assert [p.shape for p in probs] == [(2, *im.shape) for im in xv]
     assert all(0.0 <= float(p.min()) and float(p.max()) <= 1.0 for p in probs)
     assert set(seg.predict(xv)) <= {"Free", "blob", "bar"}
+    # the criterion that chose the epoch, recomputed on the model kept
+    best = max(r["val_mAP"] + r["val_iou"] for r in seg.history_)
+    assert seg.selection_criterion(xv, mv)["criterion"] == pytest.approx(best, abs=1e-6)
 
 
 def test_iou_and_ap_are_one_for_a_perfect_prediction_and_count_false_positives() -> None:
