@@ -168,10 +168,15 @@ def test_the_default_segmenter_is_small_and_documented() -> None:
     assert DEFAULT_MODEL.is_file(), "train it: see docs/detection-classification.md"
     assert DEFAULT_MODEL.stat().st_size < 8_000_000
     manifest = json.loads(manifest_path(DEFAULT_MODEL).read_text())
-    assert manifest["command"].startswith("coilmap detect train-segmenter")
+    # the default: one trained network (kept beside it) averaged over its mirror views
+    assert manifest["command"].startswith("coilmap detect combine-segmenter --model")
+    assert manifest["flips"] is True
+    for member in manifest["members"]:
+        assert member["command"].startswith("coilmap detect train-segmenter")
+        assert (Path(__file__).resolve().parents[2] / member["model"]).is_file()
     seg = load_segmenter()
     assert seg.classes_ == ["Blowhole", "Break", "Crack", "Fray", "Uneven"]
-    assert manifest["metrics"]["test"]["n"] > 0
+    assert manifest["metrics"]["test"]["n"] > 0 and manifest["metrics"]["val"]["n"] > 0
 
 
 def test_a_wall_time_cap_ends_the_schedule_early_on_the_segmentation_loss() -> None:
