@@ -386,19 +386,24 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
 @click.option("--map-sigma", type=click.FloatRange(0, 64), default=None,
               help="Smooth the anomaly map (not the image score) with a Gaussian of this many "
                    "working pixels; for an ensemble, every member.")
+@click.option("--input-scale", type=click.FloatRange(0.05, 4.0), default=None,
+              help="Score images scaled by this factor instead of the training scale (a smaller "
+                   "scale shows each window more of the surface, and costs less); for an "
+                   "ensemble, every member. Only for models trained with --input-scale.")
 @click.option("--threads", type=int, default=1, show_default=True)
 def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_kernel: int | None,
-                   score_precision: str | None, map_sigma: float | None, threads: int) -> None:
+                   score_precision: str | None, map_sigma: float | None, input_scale: float | None,
+                   threads: int) -> None:
     """Change how a DRAEM model (or an ensemble of them) scores, without retraining: its
-    image-score window, its precision or its map smoothing; thresholds are set again from the val part of
-    --normal (choose with ``evaluate-anomaly --synthetic-val``)."""
+    image-score window, its precision, its map smoothing or its scale; thresholds are set again
+    from the val part of --normal (choose with ``evaluate-anomaly --synthetic-val``)."""
     import torch
 
     from detection.anomaly.artefact import load, save
 
     torch.set_num_threads(threads)
-    if score_kernel is None and score_precision is None and map_sigma is None:
-        raise InputError("give --score-kernel, --score-precision or --map-sigma")
+    if score_kernel is None and score_precision is None and map_sigma is None and input_scale is None:
+        raise InputError("give --score-kernel, --score-precision, --map-sigma or --input-scale")
     scorer = load(model_path)
     members = scorer.members_ if scorer.kind == "ensemble" else [scorer]
     if any(m.kind != "draem" for m in members):
@@ -410,6 +415,9 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
                              source=str(model_path))
         if score_kernel < 1 or score_kernel % 2 == 0:
             raise InputError(f"--score-kernel must be odd and positive, got {score_kernel}")
+    if input_scale is not None and any(m.input_scale is None for m in members):
+        raise InputError("--input-scale applies to models trained with --input-scale (this one "
+                         "resizes every image to one square)", source=str(model_path))
     _, val_files, _ = _split_normal(normal_dir)
     val = [load_gray(p) for p in val_files]
     for m in members:  # each member's thresholds scale its scores inside an ensemble
@@ -419,6 +427,8 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
             m.set_score_precision(score_precision)
         if map_sigma is not None:
             m.map_sigma = map_sigma
+        if input_scale is not None:
+            m.input_scale = input_scale
         m._calibrate(val, image_quantile=m.image_quantile, pixel_quantile=m.pixel_quantile)
     if scorer.kind == "ensemble":
         scorer._calibrate(val, image_quantile=scorer.image_quantile,
@@ -434,12 +444,13 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
         manifest["retuned_earlier"] = [*old.get("retuned_earlier", []), old["retuned"]]
     manifest["retuned"] = {"command": _command_line(), "from": str(model_path),
                            "score_kernel": score_kernel, "score_precision": score_precision,
-                           "map_sigma": map_sigma}
+                           "map_sigma": map_sigma, "input_scale": input_scale}
     manifest["metrics"] = {}
     manifest_path = save(scorer, out_path, training_data=getattr(scorer, "training_data_", {}),
                          manifest=manifest)
     click.echo(f"{out_path} (manifest {manifest_path}): score window {score_kernel}, "
-               f"score precision {score_precision}, image threshold {scorer.threshold_:.4g}")
+               f"score precision {score_precision}, map sigma {map_sigma}, input scale "
+               f"{input_scale}, image threshold {scorer.threshold_:.4g}")
 
 
 def _json_default(value: Any) -> Any:

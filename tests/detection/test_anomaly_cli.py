@@ -176,6 +176,26 @@ def test_retune_changes_the_score_window_and_thresholds(tiny_model: Path, normal
 
 
 
+def test_retune_the_scoring_scale(tiny_model: Path, normal_dir: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    scaled = tmp_path / "scaled.pt"
+    assert _run(["detect", "train-anomaly", "--normal", str(normal_dir), "--out", str(scaled),
+                 "--kind", "draem", "--steps", "2", "--input-scale", "0.5", "--crop-px", "16",
+                 "--width", "4", "--sources", str(normal_dir)], capsys)[0] == 0
+    out = tmp_path / "quarter.pt"
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(scaled), "--normal", str(normal_dir),
+                         "--out", str(out), "--input-scale", "0.25"], capsys)
+    assert code == 0, err
+    before, after = load_scorer(scaled), load_scorer(out)
+    assert after.input_scale == 0.25 and before.input_scale == 0.5
+    image = np.asarray(Image.open(next(normal_dir.glob("*.jpg"))), np.float32) / 255
+    assert after.score_map(image).shape == image.shape
+    assert json.loads(out.with_suffix(".json").read_text())["retuned"]["input_scale"] == 0.25
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal",
+                         str(normal_dir), "--out", str(out), "--input-scale", "0.25"], capsys)
+    assert code == 2 and "trained with --input-scale" in err
+
+
 def test_retune_an_ensemble_to_score_in_bf16(tiny_model: Path, normal_dir: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     ens = tmp_path / "ens.pt"
@@ -207,7 +227,7 @@ def test_retune_an_ensemble_to_score_in_bf16(tiny_model: Path, normal_dir: Path,
     assert code == 2 and "not an ensemble" in err
     code, _, err = _run(["detect", "retune-anomaly", "--model", str(ens), "--normal", str(normal_dir),
                          "--out", str(out)], capsys)
-    assert code == 2 and "--map-sigma" in err
+    assert code == 2 and "--input-scale" in err
 
 
 def test_combine_two_models_into_an_ensemble(tiny_model: Path, normal_dir: Path, tmp_path: Path,
