@@ -3,13 +3,13 @@
 On a CPU with bfloat16 units, convolutions in bfloat16 run about twice as fast as in float32
 (``coilmap bench precision`` times a training step of each network both ways; figures in
 docs/detection-anomaly.md). Tensors are laid out channels-last, the faster layout, except
-where that layout computes wrong gradients (:func:`memory_format`). Every training loop also
-checks its loss with :func:`check_finite`, so a run that diverges stops with a clear error
-instead of saving a model that never learned.
-Under :func:`autocast` the weights,
-the optimiser state and the losses stay float32; only the network's own arithmetic runs in
-bfloat16, so losses are computed on ``.float()`` outputs (an SSIM in bfloat16 would lose its
-variances to cancellation). Models are saved and run for inference in float32 either way.
+where that layout computes wrong gradients (:func:`memory_format`). The training loops that
+take a precision (DRAEM, the segmenter) check their loss with :func:`check_finite`, so a run
+that diverges stops with a clear error instead of saving a model that never learned.
+Under :func:`autocast` the weights, the optimiser state and the losses stay float32; only the
+network's own arithmetic runs in bfloat16, so losses are computed on ``.float()`` outputs (an
+SSIM in bfloat16 would lose its variances to cancellation). Models are saved in float32; a
+DRAEM scorer may score in bfloat16 (its ``score_precision``), the segmenter predicts in float32.
 
 >>> import torch
 >>> net = prepare(torch.nn.Conv2d(1, 2, 3), "bf16")
