@@ -353,23 +353,34 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
         result = evaluate_synthetic_val(scorer, root, sources)
         click.echo(json.dumps(result, indent=2))
         if write_manifest:
-            manifest_path = Path(path).with_suffix(".json")
-            manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-            manifest["selection"] = {"command": _command_line(), **result}
-            manifest_path.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+            _update_manifest(Path(path).with_suffix(".json"), "selection",
+                             {"command": _command_line(), **result})
         return
     metrics = evaluate_mt(scorer, root, limit_per_class=limit_per_class)
     click.echo(json.dumps(metrics, indent=2))
     if write_manifest:
-        manifest_path = Path(path).with_suffix(".json")
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        manifest["metrics"] = {
+        _update_manifest(Path(path).with_suffix(".json"), "metrics", {
             "command": _command_line(),
             "data": str(root),
             "split": "test part of MT_Free vs the test part of every defect class",
             **metrics,
-        }
-        manifest_path.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+        })
+
+
+def _update_manifest(manifest_path: Path, key: str, value: dict[str, Any]) -> None:
+    """Set ``key`` in a JSON manifest, holding a lock on it from read to write, so that two
+    evaluations writing different keys at once (test and synthetic val) both keep theirs."""
+    import fcntl
+
+    with manifest_path.open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        handle.seek(0)
+        text = handle.read()
+        manifest = json.loads(text) if text.strip() else {}
+        manifest[key] = value
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(manifest, indent=2, default=_json_default) + "\n")
 
 
 @click.command("retune-anomaly")

@@ -283,3 +283,24 @@ def test_train_ensemble_refuses_bad_members_with_one_line(normal_dir: Path, tmp_
                          "--member", tiny, "--member", tiny + " --kind nonsense"], capsys)
     assert code == 2 and "member 2 failed" in err and "nonsense" in err
     assert not out.exists()
+
+
+def test_manifest_updates_at_once_keep_every_key(tmp_path: Path) -> None:
+    import threading
+
+    from detection.cli_anomaly import _update_manifest
+
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"command": "train"}))
+
+    def write(prefix: str) -> None:
+        for i in range(25):
+            _update_manifest(path, f"{prefix}{i}", {"i": i})
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in ("metrics", "selection")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    manifest = json.loads(path.read_text())
+    assert manifest["command"] == "train" and len(manifest) == 51
