@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.timing import best_seconds
 from coilmap.config import shared_data_dir
 from detection.anomaly import load_scorer
 from detection.anomaly.evaluate import mt_test_items
@@ -48,11 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.models:
         scorer = load_scorer(path)
         scorer.score_maps_and_samples(tiles[: scorer.batch_size])  # warm-up
-        best = float("inf")
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            scorer.score_maps_and_samples(tiles)
-            best = min(best, time.perf_counter() - start)
+        best = best_seconds(partial(scorer.score_maps_and_samples, tiles), args.repeats)
         print(json.dumps({
             "model": str(path), "kind": scorer.kind, "input_size": scorer.input_size,
             "tiles": len(tiles), "threads": args.threads, "best_seconds": round(best, 3),

@@ -16,28 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.timing import best_seconds
 from detection import mixed_precision
 from detection.anomaly.draem.scorer import draem_loss
 from detection.anomaly.draem.torch_model import DraemModel
 from detection.anomaly.ssim import ssim_map
 from detection.segmentation.torch_model import ContextAggregationNetwork
-
-
-def _best_seconds(step: Callable[[], None], repeats: int) -> float:
-    for _ in range(2):
-        step()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def draem_step(precision: str, batch: int = 16, crop_px: int = 128) -> Callable[[], None]:
@@ -112,13 +101,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     for name, make in (("draem", draem_step), ("context_aggregation", can_step)):
-        seconds = {p: _best_seconds(make(p), args.repeats) for p in mixed_precision.PRECISIONS}
+        seconds = {p: best_seconds(make(p), args.repeats, warmup=2) for p in mixed_precision.PRECISIONS}
         print(json.dumps({
             "network": name, "threads": args.threads, "batch": 16, "crop_px": 128,
             "fp32_ms": round(1000 * seconds["fp32"], 1), "bf16_ms": round(1000 * seconds["bf16"], 1),
             "speedup_bf16": round(seconds["fp32"] / seconds["bf16"], 2),
         }))
-    seconds = {w: _best_seconds(ssim_step(w), args.repeats) for w in ("window_2d", "separable")}
+    seconds = {w: best_seconds(ssim_step(w), args.repeats, warmup=2) for w in ("window_2d", "separable")}
     print(json.dumps({
         "network": "ssim_loss", "threads": args.threads, "batch": 16, "crop_px": 128,
         "window_2d_ms": round(1000 * seconds["window_2d"], 1),

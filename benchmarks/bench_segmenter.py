@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from benchmarks.timing import best_seconds
 from coilmap.config import shared_data_dir
 from detection.anomaly.evaluate import mt_test_items
 from detection.images import load_gray
@@ -38,11 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.models:
         seg = load_segmenter(path)
         seg.predict_all(images[:1])  # warm-up
-        best = float("inf")
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            seg.predict_all(images)
-            best = min(best, time.perf_counter() - start)
+        best = best_seconds(partial(seg.predict_all, images), args.repeats)
         print(json.dumps({
             "model": str(path), "members": len(getattr(seg, "members", [seg])),
             "flips": bool(getattr(seg, "flips", False)), "images": len(images),
