@@ -219,9 +219,10 @@ class DefectSegmenter:
                 lb = (yb.amax(dim=(2, 3)) > 0).float()
                 xb = (xb - self.mean_) / self.std_
                 loss, image_logit = self._loss(net, xb, yb, lb, lam, pw_c, pw_s, self.precision)
-                for j, i in enumerate(idx):  # how strongly each defect-free image was called defective
-                    if i < len(origin) and origin[i] in free_slot:
-                        free_logit[free_slot[origin[i]]] = float(image_logit[j])
+                if self.hard_free > 0:  # how strongly each defect-free image was called defective
+                    for j, i in enumerate(idx):
+                        if i < len(origin) and origin[i] in free_slot:
+                            free_logit[free_slot[origin[i]]] = float(image_logit[j])
                 step += 1
                 mixed_precision.check_finite(loss, step=step, precision=self.precision)
                 opt.zero_grad(set_to_none=True)
@@ -351,13 +352,18 @@ class DefectSegmenter:
         self.pixel_threshold_ = float(grid[int(np.nanargmax(ious))])
 
     def selection_criterion(
-        self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]
+        self,
+        images: Sequence[np.ndarray],
+        masks: Sequence[np.ndarray],
+        *,
+        lows: list[torch.Tensor] | None = None,
     ) -> dict[str, float]:
         """The figures that choose the epoch in :meth:`fit`, for any trained model (ensembles
         too) on validation ``images`` and int ``masks``: image-level mAP, best cell IoU and
-        their sum, ``criterion`` (computed in float32)."""
+        their sum, ``criterion`` (computed in float32; ``lows``: the images'
+        :meth:`low_res_logits`, if computed already)."""
         self._check_fitted()
-        lows = [self._low_res_one(im) for im in images]
+        lows = self.low_res_logits(images) if lows is None else lows
         vm = [self._scaled_mask(m) for m in masks]
         targets = [self._target(torch.from_numpy(m.astype(np.int64))[None])[0] for m in vm]
         val_map, iou = _selection_figures(lows, targets, vm)
@@ -411,7 +417,7 @@ class DefectSegmenter:
         """Image-level probability of each defect class (N, n_classes): the mask maxima."""
         if len(images01) == 0:
             return np.zeros((0, len(self.classes_)), np.float32)
-        lows = [self._low_res_one(im) for im in images01]
+        lows = self.low_res_logits(images01)
         return torch.sigmoid(torch.stack([lo.amax(dim=(1, 2)) for lo in lows])).numpy()
 
     def predict(self, images01: Sequence[np.ndarray], free_label: str = "Free") -> np.ndarray:
@@ -425,9 +431,17 @@ class DefectSegmenter:
         """Per-class defect probability maps, each (n_classes, H, W) at its image's size."""
         return [self._upsampled(self._low_res_one(im), np.shape(im)) for im in images01]
 
-    def predict_all(self, images01: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """``predict_proba`` and ``predict_masks`` from one pass of the network."""
-        lows = [self._low_res_one(im) for im in images01]
+    def low_res_logits(self, images01: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """One pass of the network per image: its low-resolution mask logits (n_classes, h, w),
+        from which :meth:`predict_all` and :meth:`selection_criterion` can both be read."""
+        return [self._low_res_one(im) for im in images01]
+
+    def predict_all(
+        self, images01: Sequence[np.ndarray], *, lows: list[torch.Tensor] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``predict_proba`` and ``predict_masks`` from one pass of the network (``lows``: the
+        images' :meth:`low_res_logits`, if computed already)."""
+        lows = self.low_res_logits(images01) if lows is None else lows
         if not lows:
             return np.zeros((0, len(self.classes_)), np.float32), []
         proba = torch.sigmoid(torch.stack([lo.amax(dim=(1, 2)) for lo in lows])).numpy()

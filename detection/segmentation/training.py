@@ -64,7 +64,8 @@ def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str
     images, masks = load_with_masks(items, seg.classes_)
     all_classes = [MT_FREE, *seg.classes_]
     y = np.array([all_classes.index(it.label) for it in items])
-    scores, probs = seg.predict_all(images)
+    lows = seg.low_res_logits(images)  # one pass serves the figures and the selection criterion
+    scores, probs = seg.predict_all(images, lows=lows)
     out = image_level_metrics(y, scores, all_classes, seg.image_threshold_)
     names = ["background", *seg.classes_]
     acc = IoUAccumulator(len(seg.classes_))
@@ -78,5 +79,5 @@ def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str
     out["IoU_own_images"] = {names[k]: a.result(names)["IoU"][names[k]] for k, a in own.items()}
     out.update(image_threshold=seg.image_threshold_, pixel_threshold=seg.pixel_threshold_)
     # The threshold-free figures that choose among epochs and models, on these images.
-    out["selection"] = seg.selection_criterion(images, masks)
+    out["selection"] = seg.selection_criterion(images, masks, lows=lows)
     return out
