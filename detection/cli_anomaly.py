@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,11 @@ import numpy as np
 from coilmap.config import shared_data_dir
 from coilmap.datasplit import mt_part
 from coilmap.errors import InputError
+from detection.cli_manifest import command_line, read_manifest, update_manifest
 from detection.images import image_files, load_gray
+
+# detection.anomaly.features.synthetic.ANOMALY_KINDS, written out so that --help needs no torch
+ANOMALY_CHOICES = ("draem", "surface", "mixed", "natural", "draem_natural")
 
 KINDS = ("draem", "patchcore", "ssim_ae", "ocsvm")
 
@@ -77,22 +80,6 @@ def _training_data(
     }
 
 
-def _command_line() -> str:
-    """The running command as typed, rebuilt from click's context (options not at default)."""
-    ctx = click.get_current_context()
-    words = [ctx.command_path]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if isinstance(param, click.Argument):
-            words += [str(v) for v in (value or ())]
-        elif isinstance(value, tuple):  # an option given several times
-            words += [w for v in value for w in (param.opts[0], shlex.quote(str(v)))]
-        elif value is not None and value != param.default and value is not False:
-            flag = param.opts[0]
-            words += [flag] if value is True else [flag, shlex.quote(str(value))]
-    return " ".join(words)
-
-
 def _log(entry: dict[str, float]) -> None:
     click.echo(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}),
                err=True)
@@ -126,10 +113,12 @@ def _log(entry: dict[str, float]) -> None:
 @click.option("--crop-px", type=int, default=None, help="draem with --input-scale: training crop size.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=None,
               help="draem: crops per training step (default 16).")
-@click.option("--anomalies", type=click.Choice(["draem", "surface", "mixed"]), default=None,
+@click.option("--anomalies", type=click.Choice(ANOMALY_CHOICES), default=None,
               help="draem: synthetic anomalies, the paper's Perlin textures (draem), those plus "
-                   "pits, cracks, bands and broken edges (surface), or those with texture "
-                   "blobs for 60 % (mixed).")
+                   "pits, cracks, bands and broken edges (surface), those with texture "
+                   "blobs for 60 % (mixed), the surface kinds with regions of another "
+                   "defect-free image made brighter, darker or more streaked (natural), or "
+                   "the paper's textures with such regions (draem_natural).")
 @click.option("--normalise", is_flag=True,
               help="draem: bring every image's median to one level before scoring.")
 @click.option("--score-kernel", type=int, default=None,
@@ -274,7 +263,7 @@ def train_anomaly(
     seconds = time.monotonic() - start
     training_data = _training_data(normal_dir, split, "train fits, val thresholds")
     manifest = {
-        "command": _command_line(),
+        "command": command_line(),
         "training_seconds": round(seconds, 1),
         "history": getattr(scorer, "history_", None) or feature_history or None,
         "metrics": {},
@@ -331,10 +320,15 @@ def score(images: tuple[Path, ...], model_path: Path | None, heatmap_dir: Path |
 @click.option("--synthetic-val", is_flag=True,
               help="Instead of the test part: MT_Free val images against the same images with "
                    "synthetic anomalies (for choosing models without real defects).")
+@click.option("--regions", is_flag=True,
+              help="With --synthetic-val: also against the same images with a large region of "
+                   "another val image (brighter, darker or more streaked), and the mean of the "
+                   "four AUROCs.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Torch threads (1 is fastest on a shared, busy machine).")
 def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manifest: bool,
-                     limit_per_class: int | None, synthetic_val: bool, threads: int) -> None:
+                     limit_per_class: int | None, synthetic_val: bool, regions: bool,
+                     threads: int) -> None:
     """Image and pixel AUROC on the magnetic-tile test part; prints JSON."""
     import torch
 
@@ -342,6 +336,8 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
     from detection.anomaly.evaluate import evaluate_mt
 
     torch.set_num_threads(threads)
+    if regions and not synthetic_val:
+        raise InputError("--regions goes with --synthetic-val")
     path = DEFAULT_MODEL if model_path is None else model_path
     scorer = load_scorer(path)
     root = mt_root if mt_root is not None else shared_data_dir() / "magnetic_tile"
@@ -350,37 +346,22 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
         from detection.anomaly.mt_data import neu_train_sources
 
         sources = neu_train_sources(Path(root).parent)
-        result = evaluate_synthetic_val(scorer, root, sources)
+        result = evaluate_synthetic_val(scorer, root, sources, regions=regions)
         click.echo(json.dumps(result, indent=2))
         if write_manifest:
-            _update_manifest(Path(path).with_suffix(".json"), "selection",
-                             {"command": _command_line(), **result})
+            update_manifest(Path(path).with_suffix(".json"),
+                             "selection_with_regions" if regions else "selection",
+                             {"command": command_line(), **result})
         return
     metrics = evaluate_mt(scorer, root, limit_per_class=limit_per_class)
     click.echo(json.dumps(metrics, indent=2))
     if write_manifest:
-        _update_manifest(Path(path).with_suffix(".json"), "metrics", {
-            "command": _command_line(),
+        update_manifest(Path(path).with_suffix(".json"), "metrics", {
+            "command": command_line(),
             "data": str(root),
             "split": "test part of MT_Free vs the test part of every defect class",
             **metrics,
         })
-
-
-def _update_manifest(manifest_path: Path, key: str, value: dict[str, Any]) -> None:
-    """Set ``key`` in a JSON manifest, holding a lock on it from read to write, so that two
-    evaluations writing different keys at once (test and synthetic val) both keep theirs."""
-    import fcntl
-
-    with manifest_path.open("a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
-        handle.seek(0)
-        text = handle.read()
-        manifest = json.loads(text) if text.strip() else {}
-        manifest[key] = value
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps(manifest, indent=2, default=_json_default) + "\n")
 
 
 @click.command("retune-anomaly")
@@ -444,8 +425,7 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
     if scorer.kind == "ensemble":
         scorer._calibrate(val, image_quantile=scorer.image_quantile,
                           pixel_quantile=scorer.pixel_quantile)
-    old_manifest_path = Path(model_path).with_suffix(".json")
-    old = json.loads(old_manifest_path.read_text()) if old_manifest_path.is_file() else {}
+    old = read_manifest(model_path)
     # everything the old manifest said of how the model was made
     # (not its figures, no longer true, nor what save() writes itself)
     own = ("metrics", "selection", "format", "format_version", "kind", "params", "threshold",
@@ -453,7 +433,7 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
     manifest = {k: v for k, v in old.items() if k not in own}
     if old.get("retuned"):
         manifest["retuned_earlier"] = [*old.get("retuned_earlier", []), old["retuned"]]
-    manifest["retuned"] = {"command": _command_line(), "from": str(model_path),
+    manifest["retuned"] = {"command": command_line(), "from": str(model_path),
                            "score_kernel": score_kernel, "score_precision": score_precision,
                            "map_sigma": map_sigma, "input_scale": input_scale}
     manifest["metrics"] = {}
@@ -462,12 +442,6 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
     click.echo(f"{out_path} (manifest {manifest_path}): score window {score_kernel}, "
                f"score precision {score_precision}, map sigma {map_sigma}, input scale "
                f"{input_scale}, image threshold {scorer.threshold_:.4g}")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
 
 
 COMMANDS = [train_anomaly, score, evaluate_anomaly, retune_anomaly]

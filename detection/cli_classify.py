@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,23 +22,11 @@ import click
 
 from coilmap.config import shared_data_dir
 from coilmap.errors import InputError
+from detection.cli_manifest import command_line
 
 _CLASSIFIER_FIGURES = ("n", "accuracy", "errors")
 FREE_ALARM_RATE_HELP = ("The fraction of defect-free validation images that may reach the image "
                         "threshold (the rate of false alarms on clean images).")
-
-
-def _command_line() -> str:
-    """The running command with every option spelled out (defaults too), for the manifest."""
-    ctx = click.get_current_context()
-    path = ctx.command_path
-    if not path.startswith("coilmap"):
-        path = f"coilmap detect {ctx.info_name}"
-    args = []
-    for param in ctx.command.params:
-        if isinstance(param, click.Option) and param.name in ctx.params:
-            args += [param.opts[0], str(ctx.params[param.name])]
-    return " ".join([path, shlex.join(args)])
 
 
 def _expand(paths: tuple[str, ...]) -> list[Path]:
@@ -128,7 +115,7 @@ def train_classifier(
     if test:
         metrics["test"] = evaluate_items(clf, test)
     manifest = {
-        "command": _command_line(),
+        "command": command_line(),
         "data": data.describe(),
         "splits": "coilmap.datasplit (NEU: neu_part; render part never read) / stable hash "
         "70/15/15 for a folder per class; train = fit, val = model selection, test = figures",
@@ -282,7 +269,7 @@ def train_segmenter(
     test = data.part("test")
     metrics = {"test": evaluate_items(seg, test)} if test else {}
     manifest = {
-        "command": _command_line(),
+        "command": command_line(),
         "data": data.describe(),
         "splits": "coilmap.datasplit.mt_part: train = fit, val = model selection and guided "
         "crop-and-paste class choice, test = figures",

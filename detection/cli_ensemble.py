@@ -10,7 +10,6 @@ member can be evaluated alone.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -22,7 +21,8 @@ from typing import Any
 import click
 
 from coilmap.errors import InputError
-from detection.cli_anomaly import _command_line, _split_normal, _training_data
+from detection.cli_anomaly import _split_normal, _training_data
+from detection.cli_manifest import command_line, read_manifest
 from detection.images import load_gray
 
 # Options of ``train-anomaly`` that ``train-ensemble`` sets itself for every member.
@@ -44,11 +44,10 @@ def combine(model_paths: list[Path], normal_dir: Path, out_path: Path,
     scorer = EnsembleScorer(members=members).fit(None, X_val=[load_gray(p) for p in val_files])
     sources = []
     for p in model_paths:
-        mpath = Path(p).with_suffix(".json")
-        m = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        m = read_manifest(p)
         sources.append({"model": str(p), "command": m.get("command"),
                         "training_seconds": m.get("training_seconds"), "retuned": m.get("retuned")})
-    manifest = {"command": _command_line(), "members": sources,
+    manifest = {"command": command_line(), "members": sources,
                 "training_seconds": sum(float(m["training_seconds"] or 0) for m in sources),
                 "metrics": {}, **(manifest_extra or {})}
     training_data = _training_data(normal_dir, split, "members fit on train, val thresholds")

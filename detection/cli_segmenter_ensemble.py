@@ -8,14 +8,13 @@ segmenter file: ``segment``, ``evaluate`` and the workers load it like any other
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from coilmap.config import shared_data_dir
-from detection.cli_anomaly import _command_line
 from detection.cli_classify import FREE_ALARM_RATE_HELP, _print_segmenter_figures
+from detection.cli_manifest import command_line, read_manifest
 
 
 @click.command("combine-segmenter")
@@ -55,13 +54,12 @@ def combine_segmenter(model_paths: tuple[Path, ...], flips: bool, data_dir: Path
         metrics["test"] = evaluate_items(ensemble, test)
     sources = []
     for p in model_paths:
-        mpath = Path(p).with_suffix(".json")
-        m = json.loads(mpath.read_text()) if mpath.is_file() else {}
+        m = read_manifest(p)
         sources.append({"model": str(p), "command": m.get("command"),
                         "train_seconds": m.get("train_seconds"),
                         "test_mAP": m.get("metrics", {}).get("test", {}).get("mAP")})
     manifest = {
-        "command": _command_line(),
+        "command": command_line(),
         "data": data.describe(),
         "splits": "coilmap.datasplit.mt_part: members fit on train; val = the ensemble's "
                   "thresholds; test = figures",

@@ -157,6 +157,18 @@ def test_synthetic_val_selection_figure(tiny_model: Path, normal_dir: Path, tmp_
     assert code == 0, err
     result = json.loads(out)
     assert 0.0 <= result["synthetic_val_image_auroc"] <= 1.0 and result["n_synthetic"] >= 1
+    code, out, err = _run(["detect", "evaluate-anomaly", "--model", str(tiny_model), "--data",
+                           str(root), "--synthetic-val", "--regions"], capsys)
+    assert code == 0, err
+    with_regions = json.loads(out)
+    # the surface anomalies are the same ones with or without the regions
+    assert with_regions["synthetic_val_image_auroc"] == result["synthetic_val_image_auroc"]
+    assert with_regions["n_synthetic_region"] >= 1
+    four = [with_regions[f"synthetic_val{s}_{k}_auroc"] for s in ("", "_region") for k in ("image", "pixel")]
+    assert with_regions["synthetic_val_mean"] == pytest.approx(np.mean(four))
+    code, out, err = _run(["detect", "evaluate-anomaly", "--model", str(tiny_model), "--data",
+                           str(root), "--regions"], capsys)
+    assert code == 2 and "--regions goes with --synthetic-val" in err
 
 
 def test_retune_changes_the_score_window_and_thresholds(tiny_model: Path, normal_dir: Path,
@@ -288,14 +300,14 @@ def test_train_ensemble_refuses_bad_members_with_one_line(normal_dir: Path, tmp_
 def test_manifest_updates_at_once_keep_every_key(tmp_path: Path) -> None:
     import threading
 
-    from detection.cli_anomaly import _update_manifest
+    from detection.cli_manifest import update_manifest
 
     path = tmp_path / "model.json"
     path.write_text(json.dumps({"command": "train"}))
 
     def write(prefix: str) -> None:
         for i in range(25):
-            _update_manifest(path, f"{prefix}{i}", {"i": i})
+            update_manifest(path, f"{prefix}{i}", {"i": i})
 
     threads = [threading.Thread(target=write, args=(p,)) for p in ("metrics", "selection")]
     for t in threads:

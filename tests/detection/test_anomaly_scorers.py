@@ -206,20 +206,58 @@ def test_surface_anomalies_mark_what_they_change(kind: int) -> None:
     rng = np.random.default_rng(kind)
     image = _surface(rng, (48, 64))
     for _ in range(5):
-        aug, mask = synthesize_surface(image, [], rng, p_anomaly=1.0, weights=np.eye(5)[kind])
+        aug, mask = synthesize_surface(image, [], rng, p_anomaly=1.0, weights=np.eye(6)[kind])
         assert aug.shape == mask.shape == image.shape and set(np.unique(mask)) <= {0.0, 1.0}
         np.testing.assert_array_equal(aug[mask == 0], image[mask == 0])
 
 
-@pytest.mark.parametrize("anomalies", ["draem", "surface", "mixed"])
+def test_natural_regions_are_another_image_brighter_darker_or_more_streaked() -> None:
+    from scipy import ndimage
+
+    from detection.anomaly.features.synthetic import synthesize_surface
+
+    rng = np.random.default_rng(3)
+    image, donor = _surface(rng, (64, 96)), _surface(rng, (64, 96))
+    only_regions = np.eye(6)[5]
+    for _ in range(10):
+        aug, mask = synthesize_surface(image, [], rng, p_anomaly=1.0, weights=only_regions,
+                                       donor01=donor)
+        assert aug.shape == mask.shape == image.shape and set(np.unique(mask)) <= {0.0, 1.0}
+        assert 0.02 < mask.mean() < 0.8  # a region, not a speck
+        assert not np.allclose(aug[mask == 1], image[mask == 1], atol=0.02)
+        # outside the region only a soft seam of a few pixels changes
+        seam = ndimage.binary_dilation(mask > 0, iterations=8)
+        np.testing.assert_array_equal(aug[~seam], image[~seam])
+    with pytest.raises(ValueError, match="donor"):
+        synthesize_surface(image, [], rng, p_anomaly=1.0, weights=only_regions)
+    with pytest.raises(ValueError, match="weights"):
+        synthesize_surface(image, [], rng, p_anomaly=1.0, weights=(1.0, 0.0))
+
+
+@pytest.mark.parametrize("anomalies", ["draem", "surface", "mixed", "natural", "draem_natural"])
 def test_every_synthetic_anomaly_mix_gives_masks_where_it_changes(anomalies: str) -> None:
+    from scipy import ndimage
+
     from detection.anomaly.draem.scorer import synthetic_batch
 
     rng = np.random.default_rng(5)
     batch = torch.from_numpy(np.stack([_surface(rng, (32, 32)) for _ in range(6)]))[:, None]
     clean, aug, masks = synthetic_batch(batch, [], rng, 1.0, anomalies=anomalies)
     assert aug.shape == masks.shape == clean.shape and bool(masks.any())
-    assert torch.equal(aug[masks == 0], clean[masks == 0])
+    # natural regions blend in over a soft seam of a few pixels; every other kind is sharp
+    seam = 8 if "natural" in anomalies else 0
+    near = torch.from_numpy(np.stack([ndimage.binary_dilation(m > 0, iterations=seam) if seam
+                                      else m > 0 for m in masks.numpy()]))
+    assert torch.equal(aug[~near], clean[~near])
+    with pytest.raises(ValueError, match="anomalies"):
+        synthetic_batch(batch, [], rng, 1.0, anomalies="perlin")
+
+
+def test_cli_lists_every_anomaly_mix() -> None:
+    from detection.anomaly.features.synthetic import ANOMALY_KINDS
+    from detection.cli_anomaly import ANOMALY_CHOICES
+
+    assert ANOMALY_CHOICES == ANOMALY_KINDS
 
 
 def test_bf16_training_gives_a_float32_model_that_scores_like_any_other() -> None:

@@ -28,10 +28,13 @@ from detection.anomaly.base import (
     resize_keep_aspect,
 )
 from detection.anomaly.draem.torch_model import DraemModel, fuse_batchnorm
-from detection.anomaly.features.synthetic import synthesize, synthesize_surface
+from detection.anomaly.features.synthetic import (
+    ANOMALY_KINDS,
+    SURFACE_WEIGHTS,
+    synthesize,
+    synthesize_surface,
+)
 from detection.anomaly.ssim import gaussian_blur, ssim_map
-
-MIXED_WEIGHTS = (0.6, 0.1, 0.1, 0.1, 0.1)  # texture, spot, crack, band, edge
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -52,27 +55,35 @@ def synthetic_batch(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(clean, augmented, masks)`` for an (N, 1, S, S) batch; random flips first if ``flip``.
 
-    ``anomalies``: ``"draem"`` (Perlin blobs of foreign texture, the paper's), ``"surface"``
-    (those plus pits, cracks, bands and broken edges, :func:`synthesize_surface`) or
-    ``"mixed"`` (the same kinds, texture blobs for 60 %).
+    ``anomalies``: ``"draem"`` (Perlin blobs of foreign texture, the paper's) or a mix of the
+    kinds of :func:`synthesize_surface` named in :data:`SURFACE_WEIGHTS`: ``"surface"`` (those
+    blobs plus pits, cracks, bands and broken edges), ``"mixed"`` (the same, texture blobs for
+    60 %), ``"natural"`` and ``"draem_natural"`` (with regions of another image of the batch,
+    brighter, darker or more streaked: real surface, ground differently).
     """
-    if anomalies == "surface":
-        make: Any = synthesize_surface
-    elif anomalies == "mixed":  # the paper's texture blobs for most, each surface shape for some
-        def make(im: np.ndarray, src: Sequence[np.ndarray], r: np.random.Generator, *,
-                 p_anomaly: float) -> tuple[np.ndarray, np.ndarray]:
-            return synthesize_surface(im, src, r, p_anomaly=p_anomaly, weights=MIXED_WEIGHTS)
-    else:
-        make = synthesize
-    clean, aug, masks = [], [], []
+    if anomalies != "draem" and anomalies not in SURFACE_WEIGHTS:
+        raise ValueError(f"anomalies: one of {ANOMALY_KINDS}, not {anomalies!r}")
+    weights = SURFACE_WEIGHTS.get(anomalies)
+    with_donor = weights is not None and weights[-1] > 0
+    clean = []
     for im in images[:, 0].numpy():
         if flip and rng.random() < 0.5:
             im = im[:, ::-1]
         if flip and rng.random() < 0.5:
             im = im[::-1]
-        im = np.ascontiguousarray(im)
-        a, m = make(im, sources, rng, p_anomaly=p_anomaly)
-        clean.append(im)
+        clean.append(np.ascontiguousarray(im))
+    aug, masks = [], []
+    for i, im in enumerate(clean):
+        if weights is None:
+            a, m = synthesize(im, sources, rng, p_anomaly=p_anomaly)
+        else:
+            # the donor of a natural region: another image of the batch (or this one mirrored)
+            donor = None
+            if with_donor:
+                donor = (clean[(i + int(rng.integers(1, len(clean)))) % len(clean)]
+                         if len(clean) > 1 else im[:, ::-1])
+            a, m = synthesize_surface(im, sources, rng, p_anomaly=p_anomaly, weights=weights,
+                                      donor01=donor)
         aug.append(a)
         masks.append(m)
     return tuple(torch.from_numpy(np.stack(t))[:, None] for t in (clean, aug, masks))  # type: ignore[return-value]

@@ -208,7 +208,46 @@ def edge_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(piece if side < 2 else piece.T).astype(np.float32)
 
 
-SURFACE_KINDS = ("texture", "spot", "crack", "band", "edge")
+def natural_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A large soft-edged region: Perlin noise on a coarse lattice (1-4 cells a side), so that
+    the region covers a tenth to a half of the image, as uneven grinding does."""
+    for _ in range(8):
+        res = (2 ** int(rng.integers(0, 3)), 2 ** int(rng.integers(0, 3)))
+        mask = (perlin_2d(shape, res, rng) > rng.uniform(0.1, 0.4)).astype(np.float32)
+        if 0.05 < mask.mean() < 0.7:
+            return mask
+    return mask
+
+
+def natural_fill(
+    image01: np.ndarray, donor01: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """The surface of another defect-free image (``donor01``, same shape) brought to this one's
+    median grey, then given another gain or a stronger streak contrast: a region ground
+    differently, made only of real surface texture (after Schlueter et al.'s natural synthetic
+    anomalies), so that the network must learn the difference and not a foreign texture."""
+    donor = donor01[::-1] if rng.random() < 0.5 else donor01
+    level, donor_level = float(np.median(image01)), max(float(np.median(donor)), 1e-3)
+    donor = donor * (level / donor_level)
+    if rng.random() < 0.5:  # brighter or darker
+        gain = rng.uniform(0.6, 0.85) if rng.random() < 0.5 else rng.uniform(1.2, 1.6)
+        return (donor * gain).astype(np.float32)
+    contrast = rng.uniform(1.6, 2.8)  # the same level, stronger streaks and marks
+    return (level + (donor - level) * contrast).astype(np.float32)
+
+
+SURFACE_KINDS = ("texture", "spot", "crack", "band", "edge", "natural")
+
+
+# each training mix of synthesize_surface: the probabilities of its kinds (texture, spot, crack,
+# band, edge, natural)
+SURFACE_WEIGHTS = {
+    "surface": (0.3, 0.2, 0.2, 0.15, 0.15, 0.0),
+    "mixed": (0.6, 0.1, 0.1, 0.1, 0.1, 0.0),  # the paper's texture blobs for most
+    "natural": (0.2, 0.15, 0.15, 0.1, 0.1, 0.3),  # surface shapes and regions of another tile
+    "draem_natural": (0.65, 0.0, 0.0, 0.0, 0.0, 0.35),  # the paper's blobs and such regions
+}
+ANOMALY_KINDS = ("draem", *SURFACE_WEIGHTS)
 
 
 def synthesize_surface(
@@ -217,10 +256,12 @@ def synthesize_surface(
     rng: np.random.Generator,
     *,
     p_anomaly: float = 0.5,
-    weights: Sequence[float] = (0.3, 0.2, 0.2, 0.15, 0.15),
+    weights: Sequence[float] = (0.3, 0.2, 0.2, 0.15, 0.15, 0.0),
+    donor01: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(augmented, mask)`` with one anomaly of a kind drawn from :data:`SURFACE_KINDS`
     (probabilities ``weights``), or the image unchanged with probability ``1 - p_anomaly``.
+    The ``natural`` kind needs ``donor01``, another defect-free image of the same shape.
 
     >>> rng = np.random.default_rng(1)
     >>> img = np.full((48, 64), 0.4, dtype=np.float32)
@@ -233,6 +274,8 @@ def synthesize_surface(
     if rng.random() >= p_anomaly:
         return image01, np.zeros(shape, np.float32)
     p = np.asarray(weights, dtype=np.float64)
+    if len(p) != len(SURFACE_KINDS):
+        raise ValueError(f"weights: {len(SURFACE_KINDS)} values, one per kind of {SURFACE_KINDS}")
     kind = SURFACE_KINDS[int(rng.choice(len(p), p=p / p.sum()))]
     level = float(np.median(image01))
     if kind == "texture":
@@ -248,6 +291,18 @@ def synthesize_surface(
         gain = rng.uniform(0.55, 0.85) if rng.random() < 0.5 else rng.uniform(1.2, 1.7)
         streaks = perlin_2d(shape, (1, int(rng.integers(8, 33))), rng) * rng.uniform(0, 0.15)
         fill = image01 * gain + streaks * level
+    elif kind == "natural":
+        if donor01 is None or donor01.shape != shape:
+            raise ValueError("the natural kind needs a donor image of the same shape")
+        mask = natural_mask(shape, rng)
+        fill = natural_fill(image01, donor01, rng)
+        # a soft seam (about 2 px), labelled where the new surface dominates or was drawn
+        from scipy import ndimage
+
+        soft = ndimage.gaussian_filter(mask, rng.uniform(0.5, 2.0))
+        soft[soft < 1e-3] = 0.0  # the far tail of the seam: leave those pixels as they were
+        augmented = np.clip(image01 * (1 - soft) + fill * soft, 0.0, 1.0)
+        return augmented.astype(np.float32), ((soft > 0.5) | (mask > 0)).astype(np.float32)
     else:
         mask = edge_mask(shape, rng)
         fill = (rng.uniform(0.0, 0.1) + 0.02 * rng.standard_normal(shape)).astype(np.float32)
