@@ -314,8 +314,8 @@ def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ..
     for p in files:
         im = load_gray(p)
         proba = seg.predict_proba([im])[0]
-        label = seg.classes_[int(proba.argmax())] if proba.max() >= seg.image_threshold_ else "Free"
-        conf = float(proba.max()) if label != "Free" else 1.0 - float(proba.max())
+        label = str(seg.labels(proba[None])[0])
+        conf = float(proba[seg.classes_.index(label)]) if label != "Free" else 1.0 - float(proba.max())
         writer.writerow([str(p), label, f"{conf:.4f}"])
         if out is not None:
             mask = seg.predict_masks([im])[0].max(0) >= seg.pixel_threshold_
@@ -398,7 +398,8 @@ def _print_segmenter_figures(m: dict[str, Any]) -> None:
         "IoU on each class's own images "
         + "  ".join(f"{c} {100 * v:.1f}" for c, v in m["IoU_own_images"].items() if v is not None)
     )
-    click.echo(f"thresholds: image {m['image_threshold']:.4g}, pixel {m['pixel_threshold']:.4g}")
+    click.echo("thresholds: image " + "  ".join(f"{c} {t:.4g}" for c, t in m["image_thresholds"].items())
+               + f", pixel {m['pixel_threshold']:.4g}")
     sel = m["selection"]
     click.echo(f"selection criterion (threshold-free): image mAP {sel['mAP']:.4f} + best cell IoU "
                f"{sel['cell_iou']:.4f} = {sel['criterion']:.4f}")

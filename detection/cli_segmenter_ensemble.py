@@ -1,4 +1,5 @@
-"""``coilmap detect combine-segmenter``: trained segmenters and mirror views averaged into one model.
+"""``coilmap detect combine-segmenter``: trained segmenters and mirror views averaged into one model;
+``coilmap detect retune-segmenter``: a trained segmenter's image and pixel thresholds chosen again.
 
 The members' low-resolution mask logits are averaged (with ``--flips`` also over each image's
 three mirror views), the thresholds chosen again on the val part of ``--data``, and the figures
@@ -77,4 +78,50 @@ def combine_segmenter(model_paths: tuple[Path, ...], flips: bool, data_dir: Path
         _print_segmenter_figures(metrics["test"])
 
 
-COMMANDS = [combine_segmenter]
+
+@click.command("retune-segmenter")
+@click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
+              help="A trained segmenter file (one network or a combined one).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="The magnetic tile layout it was trained on (val: thresholds, test: figures); "
+                   "default: the shared magnetic tile data.")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
+@click.option("--free-alarm-rate", type=click.FloatRange(0.0, 1.0), default=None,
+              help=FREE_ALARM_RATE_HELP + " Default: the model's own.")
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+def retune_segmenter(model_path: Path, data_dir: Path | None, out_path: Path,
+                     free_alarm_rate: float | None, threads: int) -> None:
+    """Choose a trained segmenter's thresholds again on the val part (one image threshold per
+    class, the pixel threshold), nothing trained; print its test figures."""
+    import torch
+
+    from detection.datasets import discover
+    from detection.segmentation import load_segmenter
+    from detection.segmentation.training import evaluate_items, load_with_masks
+
+    torch.set_num_threads(threads)
+    data = discover(data_dir or shared_data_dir() / "magnetic_tile")
+    seg = load_segmenter(model_path)
+    if free_alarm_rate is not None:
+        seg.free_alarm_rate = free_alarm_rate
+    val = data.part("val")
+    seg._choose_thresholds(*load_with_masks(val, seg.classes_))
+    test = data.part("test")
+    metrics = {"val": evaluate_items(seg, val)}
+    if test:
+        metrics["test"] = evaluate_items(seg, test)
+    old = read_manifest(model_path)
+    manifest = {k: v for k, v in old.items() if k != "metrics"}
+    if old.get("retuned"):
+        manifest["retuned_earlier"] = [*old.get("retuned_earlier", []), old["retuned"]]
+    manifest["retuned"] = {"command": command_line(), "from": str(model_path),
+                           "free_alarm_rate": seg.free_alarm_rate,
+                           "metrics_before": old.get("metrics")}
+    manifest["metrics"] = metrics
+    mpath = seg.save(out_path, manifest)
+    click.echo(f"wrote {out_path} and {mpath}")
+    if test:
+        _print_segmenter_figures(metrics["test"])
+
+
+COMMANDS = [combine_segmenter, retune_segmenter]

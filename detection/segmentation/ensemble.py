@@ -33,7 +33,7 @@ import torch
 
 from coilmap.errors import InputError
 from detection.classifier.artefact import save_model
-from detection.segmentation.estimator import DefectSegmenter
+from detection.segmentation.estimator import DefectSegmenter, image_thresholds_of
 
 ARCHITECTURE = "SegmenterEnsemble"
 
@@ -62,7 +62,7 @@ class SegmenterEnsemble(DefectSegmenter):
         # What DefectSegmenter's prediction methods read from self.
         self.scale, self.pool, self.classes_ = first.scale, first.pool, list(first.classes_)
         self.net_ = first.net_
-        self.image_threshold_ = float(np.mean([m.image_threshold_ for m in members]))
+        self.image_thresholds_ = [float(v) for v in np.mean([m.image_thresholds_ for m in members], 0)]
         self.pixel_threshold_ = float(np.mean([m.pixel_threshold_ for m in members]))
         self.history_: list[dict[str, Any]] = []
         self.best_epoch_ = None
@@ -98,7 +98,7 @@ class SegmenterEnsemble(DefectSegmenter):
             "free_alarm_rate": self.free_alarm_rate,
             "members": [m.config() for m in self.members],
             "classes": list(self.classes_),
-            "image_threshold": self.image_threshold_,
+            "image_thresholds": list(self.image_thresholds_),
             "pixel_threshold": self.pixel_threshold_,
         }
 
@@ -116,6 +116,6 @@ class SegmenterEnsemble(DefectSegmenter):
             member_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             members.append(DefectSegmenter.from_config(member_config, member_state, path))
         ens = cls(members, flips=bool(config["flips"]), free_alarm_rate=float(config["free_alarm_rate"]))
-        ens.image_threshold_ = float(config["image_threshold"])
+        ens.image_thresholds_ = image_thresholds_of(config)
         ens.pixel_threshold_ = float(config["pixel_threshold"])
         return ens

@@ -66,7 +66,7 @@ def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str
     y = np.array([all_classes.index(it.label) for it in items])
     lows = seg.low_res_logits(images)  # one pass serves the figures and the selection criterion
     scores, probs = seg.predict_all(images, lows=lows)
-    out = image_level_metrics(y, scores, all_classes, seg.image_threshold_)
+    out = image_level_metrics(y, scores, all_classes, seg.image_thresholds_)
     names = ["background", *seg.classes_]
     acc = IoUAccumulator(len(seg.classes_))
     # The same IoU counted only over each class's own images (false alarms elsewhere ignored).
@@ -77,7 +77,8 @@ def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str
             own[int(label)].add(prob, m, seg.pixel_threshold_)
     out.update(acc.result(names))
     out["IoU_own_images"] = {names[k]: a.result(names)["IoU"][names[k]] for k, a in own.items()}
-    out.update(image_threshold=seg.image_threshold_, pixel_threshold=seg.pixel_threshold_)
+    out.update(image_thresholds=dict(zip(seg.classes_, seg.image_thresholds_, strict=True)),
+               pixel_threshold=seg.pixel_threshold_)
     # The threshold-free figures that choose among epochs and models, on these images.
     out["selection"] = seg.selection_criterion(images, masks, lows=lows)
     return out

@@ -164,6 +164,29 @@ def test_train_segment_evaluate_from_the_command_line(tmp_path: Path) -> None:
     assert isinstance(res.exception, InputError)
 
 
+def test_retune_chooses_the_thresholds_again_and_keeps_how_the_model_was_made(tmp_path: Path) -> None:
+    from detection.cli_segmenter_ensemble import retune_segmenter
+    from detection.segmentation.estimator import image_thresholds_of
+
+    data = _write_mt_layout(tmp_path / "mt")
+    model, again = tmp_path / "seg.pt", tmp_path / "again.pt"
+    runner = CliRunner()
+    res = runner.invoke(train_segmenter, ["--data", str(data), "--out", str(model), "--epochs", "1",
+                                          "--crop-px", "24", "--width", "8", "--synthetic", "4"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(retune_segmenter, ["--model", str(model), "--data", str(data), "--out",
+                                           str(again), "--free-alarm-rate", "0.5"])
+    assert res.exit_code == 0, res.output
+    assert "thresholds: image Bar" in res.output and "mAP (all classes)" in res.output
+    before, after = (json.loads(manifest_path(p).read_text()) for p in (model, again))
+    assert after["command"] == before["command"] and "retune-segmenter" in after["retuned"]["command"]
+    assert after["retuned"]["metrics_before"] == before["metrics"]
+    assert set(after["metrics"]["test"]["image_thresholds"]) == {"Bar", "Blob"}
+    assert load_segmenter(again).free_alarm_rate == 0.5
+    # files written before per-class thresholds hold one for every class
+    assert image_thresholds_of({"image_threshold": 0.9, "classes": ["a", "b"]}) == [0.9, 0.9]
+
+
 def test_the_default_segmenter_is_small_and_documented() -> None:
     assert DEFAULT_MODEL.is_file(), "train it: see docs/detection-classification.md"
     assert DEFAULT_MODEL.stat().st_size < 8_000_000
@@ -190,7 +213,7 @@ def test_a_wall_time_cap_ends_the_schedule_early_on_the_segmentation_loss() -> N
     assert seg.history_[-1]["lam"] == 1.0 and "val_mAP" in seg.history_[-1]
 
 
-def test_the_image_threshold_holds_the_false_alarm_rate_on_defect_free_validation_images() -> None:
+def test_the_image_thresholds_hold_the_false_alarm_rate_on_defect_free_validation_images() -> None:
     rng = np.random.default_rng(4)
     x, m = _tiles(12, rng)
     xv, mv = _tiles(30, rng)  # every third one defect-free
@@ -198,8 +221,32 @@ def test_the_image_threshold_holds_the_false_alarm_rate_on_defect_free_validatio
         x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=0
     )
     free = [im for im, mk in zip(xv, mv, strict=True) if not mk.any()]
-    alarms = seg.predict_proba(free).max(1) >= seg.image_threshold_
-    assert 0 < alarms.mean() <= 0.2 + 1 / len(free)
+    assert len(seg.image_thresholds_) == 2  # one per class
+    alarms = (seg.predict_proba(free) >= np.array(seg.image_thresholds_)).any(1)
+    assert 0 < alarms.mean() <= 0.2
+    assert np.mean(seg.predict(free) != "Free") == alarms.mean()
+
+
+def test_each_class_is_called_against_its_own_threshold() -> None:
+    """A class the network scores high on every image (uneven grinding) no longer hides the
+    others: the call is the class furthest over its own threshold, in logits."""
+    from detection.segmentation.metrics import image_level_metrics, per_class_thresholds
+
+    rng = np.random.default_rng(0)
+    free = np.column_stack([rng.uniform(0.01, 0.2, 100), rng.uniform(0.9, 0.99, 100)])
+    t = per_class_thresholds(free, 0.05)
+    assert np.mean((free >= t).any(1)) <= 0.05 and t[0] < 0.2 < 0.9 < t[1]
+    seg = DefectSegmenter()
+    seg.classes_, seg.image_thresholds_ = ["Break", "Uneven"], list(t)
+    # a Break image: Break well over its own threshold, Uneven as high as on clean images
+    assert seg.labels(np.array([[0.6, 0.95], [0.05, 0.999], [0.05, 0.9]])).tolist() == [
+        "Break", "Uneven", "Free"]
+    # one threshold for both (the former rule, the maximum's quantile) calls it clean
+    one = float(np.quantile(free.max(1), 0.95))
+    y = np.array([0] * 100 + [1])
+    scores = np.vstack([free, [[0.6, 0.95]]])
+    assert image_level_metrics(y, scores, ["Free", "Break", "Uneven"], one)["confusion"][1][1] == 0
+    assert image_level_metrics(y, scores, ["Free", "Break", "Uneven"], t)["confusion"][1][1] == 1
 
 
 def test_hard_negatives_are_the_defect_free_images_last_called_defective() -> None:

@@ -59,7 +59,7 @@ def test_a_saved_ensemble_loads_as_a_segmenter_and_members_must_match(tmp_path: 
     ens.save(path, {"command": "test", "data": None, "metrics": {}})
     back = load_segmenter(path)
     assert isinstance(back, SegmenterEnsemble) and back.flips and len(back.members) == 2
-    assert back.image_threshold_ == ens.image_threshold_
+    assert back.image_thresholds_ == ens.image_thresholds_ and len(ens.image_thresholds_) == 2
     np.testing.assert_allclose(back.predict_proba(x), ens.predict_proba(x), atol=2e-2)
     other = DefectSegmenter(**{**TINY, "pool": 2}, epochs=1).fit(x, m, classes=["blob", "bar"], n_synthetic=0)
     with pytest.raises(InputError, match="member 2 has scale 1.0, pool 2"):
