@@ -10,6 +10,7 @@ segmenter file: ``segment``, ``evaluate`` and the workers load it like any other
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -39,20 +40,13 @@ def combine_segmenter(model_paths: tuple[Path, ...], flips: bool, data_dir: Path
     from detection.datasets import discover
     from detection.segmentation import load_segmenter
     from detection.segmentation.ensemble import SegmenterEnsemble
-    from detection.segmentation.training import evaluate_items, load_with_masks
-
     if len(model_paths) < 2 and not flips:
         raise InputError("one model without --flips is that model: give --model twice or more, or --flips")
     torch.set_num_threads(threads)
     data = discover(data_dir or shared_data_dir() / "magnetic_tile")
     members = [load_segmenter(p) for p in model_paths]
     ensemble = SegmenterEnsemble(members, flips=flips, free_alarm_rate=free_alarm_rate)
-    val = data.part("val")
-    ensemble.fit(*load_with_masks(val, ensemble.classes_))
-    test = data.part("test")
-    metrics = {"val": evaluate_items(ensemble, val)}
-    if test:
-        metrics["test"] = evaluate_items(ensemble, test)
+    metrics = _thresholds_and_figures(ensemble, data)
     sources = []
     for p in model_paths:
         m = read_manifest(p)
@@ -74,9 +68,25 @@ def combine_segmenter(model_paths: tuple[Path, ...], flips: bool, data_dir: Path
     click.echo(f"val: mAP {100 * metrics['val']['mAP']:.2f}, mIoU (defect classes) "
                f"{100 * metrics['val']['mIoU_defect']:.2f}; selection criterion {sel['criterion']:.4f} "
                f"(mAP {sel['mAP']:.4f} + best cell IoU {sel['cell_iou']:.4f})")
-    if test:
+    if "test" in metrics:
         _print_segmenter_figures(metrics["test"])
 
+
+def _thresholds_and_figures(seg: Any, data: Any) -> dict[str, Any]:
+    """``seg``'s thresholds chosen on the val part of ``data``, then its figures on val and
+    (where there is one) on the test part."""
+    from coilmap.errors import InputError
+    from detection.segmentation.training import evaluate_items, load_with_masks
+
+    val = data.part("val")
+    if not val:
+        raise InputError("no validation images to choose the thresholds on", source=str(data.root))
+    seg._choose_thresholds(*load_with_masks(val, seg.classes_))
+    metrics = {"val": evaluate_items(seg, val)}
+    test = data.part("test")
+    if test:
+        metrics["test"] = evaluate_items(seg, test)
+    return metrics
 
 
 @click.command("retune-segmenter")
@@ -97,19 +107,13 @@ def retune_segmenter(model_path: Path, data_dir: Path | None, out_path: Path,
 
     from detection.datasets import discover
     from detection.segmentation import load_segmenter
-    from detection.segmentation.training import evaluate_items, load_with_masks
 
     torch.set_num_threads(threads)
     data = discover(data_dir or shared_data_dir() / "magnetic_tile")
     seg = load_segmenter(model_path)
     if free_alarm_rate is not None:
         seg.free_alarm_rate = free_alarm_rate
-    val = data.part("val")
-    seg._choose_thresholds(*load_with_masks(val, seg.classes_))
-    test = data.part("test")
-    metrics = {"val": evaluate_items(seg, val)}
-    if test:
-        metrics["test"] = evaluate_items(seg, test)
+    metrics = _thresholds_and_figures(seg, data)
     old = read_manifest(model_path)
     manifest = {k: v for k, v in old.items() if k != "metrics"}
     if old.get("retuned"):
@@ -120,7 +124,7 @@ def retune_segmenter(model_path: Path, data_dir: Path | None, out_path: Path,
     manifest["metrics"] = metrics
     mpath = seg.save(out_path, manifest)
     click.echo(f"wrote {out_path} and {mpath}")
-    if test:
+    if "test" in metrics:
         _print_segmenter_figures(metrics["test"])
 
 
