@@ -300,9 +300,14 @@ def train_segmenter(
 )
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ...]) -> None:
-    """Print CSV path,label,confidence per IMAGE (label Free below the threshold)."""
+    """Print CSV path,label,confidence per IMAGE: the defect class furthest over its own
+    threshold and its probability, or Free where every class stays below its threshold, with
+    how far below (0.5 at a threshold, towards 1 far below every one)."""
+    import numpy as np
+
     from detection.images import load_gray, save_gray
     from detection.segmentation import load_segmenter
+    from detection.segmentation.metrics import class_margins
 
     seg = load_segmenter(model_path)
     files = _expand(images)
@@ -315,7 +320,10 @@ def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ..
         im = load_gray(p)
         proba = seg.predict_proba([im])[0]
         label = str(seg.labels(proba[None])[0])
-        conf = float(proba[seg.classes_.index(label)]) if label != "Free" else 1.0 - float(proba.max())
+        if label != "Free":
+            conf = float(proba[seg.classes_.index(label)])
+        else:  # the sigmoid of how far (in logits) the closest class stays below its threshold
+            conf = float(1.0 / (1.0 + np.exp(class_margins(proba[None], seg.image_thresholds_).max())))
         writer.writerow([str(p), label, f"{conf:.4f}"])
         if out is not None:
             mask = seg.predict_masks([im])[0].max(0) >= seg.pixel_threshold_

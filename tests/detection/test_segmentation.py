@@ -154,6 +154,13 @@ def test_train_segment_evaluate_from_the_command_line(tmp_path: Path) -> None:
     res = runner.invoke(segment, ["--model", str(model), "--masks-dir", str(tmp_path / "m"), str(img)])
     assert res.exit_code == 0, res.output
     assert res.output.splitlines()[0] == "path,label,confidence"
+    free_img = next((data / "MT_Free" / "Imgs").glob("*.jpg"))
+    res = runner.invoke(segment, ["--model", str(model), str(img), str(free_img)])
+    for row in res.output.splitlines()[1:]:
+        _, label, conf = row.split(",")
+        # a defect call: its class's probability, at least its threshold; Free: at least 0.5
+        assert label in {"Free", "Blob", "Bar"} and 0.0 <= float(conf) <= 1.0
+        assert label != "Free" or float(conf) >= 0.5
     out_mask = np.asarray(Image.open(tmp_path / "m" / f"{img.stem}_mask.png"))
     assert out_mask.shape == np.asarray(Image.open(img)).shape
 
