@@ -253,6 +253,27 @@ def test_every_synthetic_anomaly_mix_gives_masks_where_it_changes(anomalies: str
         synthetic_batch(batch, [], rng, 1.0, anomalies="perlin")
 
 
+def test_mixes_without_regions_draw_in_the_order_of_earlier_runs() -> None:
+    """Each image flipped, then given its anomaly, image by image: the random draws of every
+    run made before natural regions existed, so that their commands give the same models."""
+    from detection.anomaly.draem.scorer import synthetic_batch
+    from detection.anomaly.features.synthetic import SURFACE_WEIGHTS, synthesize_surface
+
+    rng = np.random.default_rng(9)
+    batch = torch.from_numpy(np.stack([_surface(rng, (32, 32)) for _ in range(4)]))[:, None]
+    _, aug, masks = synthetic_batch(batch, [], np.random.default_rng(3), 1.0, anomalies="surface")
+    again = np.random.default_rng(3)
+    for i, im in enumerate(batch[:, 0].numpy()):
+        if again.random() < 0.5:
+            im = im[:, ::-1]
+        if again.random() < 0.5:
+            im = im[::-1]
+        a, m = synthesize_surface(np.ascontiguousarray(im), [], again, p_anomaly=1.0,
+                                  weights=SURFACE_WEIGHTS["surface"])
+        np.testing.assert_array_equal(aug[i, 0].numpy(), a)
+        np.testing.assert_array_equal(masks[i, 0].numpy(), m)
+
+
 def test_cli_lists_every_anomaly_mix() -> None:
     from detection.anomaly.features.synthetic import ANOMALY_KINDS
     from detection.cli_anomaly import ANOMALY_CHOICES

@@ -64,28 +64,36 @@ def synthetic_batch(
     if anomalies != "draem" and anomalies not in SURFACE_WEIGHTS:
         raise ValueError(f"anomalies: one of {ANOMALY_KINDS}, not {anomalies!r}")
     weights = SURFACE_WEIGHTS.get(anomalies)
-    with_donor = weights is not None and weights[-1] > 0
-    clean = []
-    for im in images[:, 0].numpy():
+
+    def flipped(im: np.ndarray) -> np.ndarray:
         if flip and rng.random() < 0.5:
             im = im[:, ::-1]
         if flip and rng.random() < 0.5:
             im = im[::-1]
-        clean.append(np.ascontiguousarray(im))
-    aug, masks = [], []
-    for i, im in enumerate(clean):
+        return np.ascontiguousarray(im)
+
+    def make(im: np.ndarray, donor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if weights is None:
-            a, m = synthesize(im, sources, rng, p_anomaly=p_anomaly)
-        else:
-            # the donor of a natural region: another image of the batch (or this one mirrored)
-            donor = None
-            if with_donor:
-                donor = (clean[(i + int(rng.integers(1, len(clean)))) % len(clean)]
-                         if len(clean) > 1 else im[:, ::-1])
-            a, m = synthesize_surface(im, sources, rng, p_anomaly=p_anomaly, weights=weights,
-                                      donor01=donor)
-        aug.append(a)
-        masks.append(m)
+            return synthesize(im, sources, rng, p_anomaly=p_anomaly)
+        return synthesize_surface(im, sources, rng, p_anomaly=p_anomaly, weights=weights,
+                                  donor01=donor)
+
+    if weights is None or weights[-1] == 0:
+        # each image flipped, then given its anomaly (the order of random draws of every run
+        # before natural regions existed, so that their commands give the same models)
+        clean, pairs = [], []
+        for im in images[:, 0].numpy():
+            clean.append(flipped(im))
+            pairs.append(make(clean[-1]))
+    else:
+        # every image flipped first: the donor of a natural region is another image of the
+        # batch as the network sees it (or, alone in its batch, the image mirrored)
+        clean = [flipped(im) for im in images[:, 0].numpy()]
+        pairs = [make(im, clean[(i + int(rng.integers(1, len(clean)))) % len(clean)]
+                          if len(clean) > 1 else im[:, ::-1])
+                 for i, im in enumerate(clean)]
+    aug = [a for a, _ in pairs]
+    masks = [m for _, m in pairs]
     return tuple(torch.from_numpy(np.stack(t))[:, None] for t in (clean, aug, masks))  # type: ignore[return-value]
 
 
