@@ -25,8 +25,8 @@ from coilmap.errors import InputError
 from detection.cli_manifest import command_line
 
 _CLASSIFIER_FIGURES = ("n", "accuracy", "errors")
-FREE_ALARM_RATE_HELP = ("The fraction of defect-free validation images that may reach the image "
-                        "threshold (the rate of false alarms on clean images).")
+FREE_ALARM_RATE_HELP = ("The fraction of defect-free validation images that may reach any class's "
+                        "image threshold (the rate of false alarms on clean images).")
 
 
 def _expand(paths: tuple[str, ...]) -> list[Path]:

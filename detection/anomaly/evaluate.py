@@ -43,8 +43,8 @@ def evaluate_synthetic_val(
     from detection.anomaly.features.synthetic import synthesize_surface
 
     images = [load_gray(it.image) for it in mt_items(mt_root, "MT_Free", "val")]
-    sets = {"synthetic_val": [synthesize_surface(im, sources, rng, p_anomaly=1.0)
-                              for rng in [np.random.default_rng(seed)] for im in images]}
+    rng = np.random.default_rng(seed)
+    sets = {"synthetic_val": [synthesize_surface(im, sources, rng, p_anomaly=1.0) for im in images]}
     if regions:
         rng = np.random.default_rng(seed + 1)
         only_regions = (0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
