@@ -56,11 +56,13 @@ class SegmenterEnsemble(DefectSegmenter):
                     f"member {i} has scale {m.scale}, pool {m.pool}, classes {m.classes_}; member 1 "
                     f"has {first.scale}, {first.pool}, {first.classes_} (they must be the same)"
                 )
+        # the parameters the members share; their own (width, dilations, ...) stay theirs
+        super().__init__(scale=first.scale, pool=first.pool, free_alarm_rate=free_alarm_rate)
         self.members = list(members)
         self.flips = flips
-        self.free_alarm_rate = free_alarm_rate
-        # What DefectSegmenter's prediction methods read from self.
-        self.scale, self.pool, self.classes_ = first.scale, first.pool, list(first.classes_)
+        # fitted state for DefectSegmenter's methods: its low-resolution pass is overridden
+        # below (every member, every view); net_ only marks the ensemble as trained
+        self.classes_ = list(first.classes_)
         self.net_ = first.net_
         self.image_thresholds_ = [float(v) for v in np.mean([m.image_thresholds_ for m in members], 0)]
         self.pixel_threshold_ = float(np.mean([m.pixel_threshold_ for m in members]))
