@@ -22,7 +22,7 @@ import numpy as np
 from coilmap.config import shared_data_dir
 from coilmap.datasplit import mt_part
 from coilmap.errors import InputError
-from detection.cli_manifest import command_line, read_manifest, update_manifest
+from detection.cli_manifest import command_line, read_manifest, retuned_manifest, update_manifest
 from detection.images import image_files, load_gray
 
 # detection.anomaly.features.synthetic.ANOMALY_KINDS, written out so that --help needs no torch
@@ -425,17 +425,14 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
     if scorer.kind == "ensemble":
         scorer._calibrate(val, image_quantile=scorer.image_quantile,
                           pixel_quantile=scorer.pixel_quantile)
-    old = read_manifest(model_path)
-    # everything the old manifest said of how the model was made
-    # (not its figures, no longer true, nor what save() writes itself)
-    own = ("metrics", "selection", "format", "format_version", "kind", "params", "threshold",
-           "pixel_threshold", "training_data", "torch_version", "python_version", "size_bytes")
-    manifest = {k: v for k, v in old.items() if k not in own}
-    if old.get("retuned"):
-        manifest["retuned_earlier"] = [*old.get("retuned_earlier", []), old["retuned"]]
-    manifest["retuned"] = {"command": command_line(), "from": str(model_path),
-                           "score_kernel": score_kernel, "score_precision": score_precision,
-                           "map_sigma": map_sigma, "input_scale": input_scale}
+    # figures no longer true, and what save() writes itself
+    drop = ("metrics", "selection", "selection_with_regions", "format", "format_version", "kind",
+            "params", "threshold", "pixel_threshold", "training_data", "torch_version",
+            "python_version", "size_bytes")
+    manifest = retuned_manifest(read_manifest(model_path), {
+        "command": command_line(), "from": str(model_path), "score_kernel": score_kernel,
+        "score_precision": score_precision, "map_sigma": map_sigma, "input_scale": input_scale,
+    }, drop=drop)
     manifest["metrics"] = {}
     manifest_path = save(scorer, out_path, training_data=getattr(scorer, "training_data_", {}),
                          manifest=manifest)

@@ -42,6 +42,19 @@ def read_manifest(model_path: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def retuned_manifest(old: dict[str, Any], retuned: dict[str, Any], *,
+                     drop: tuple[str, ...]) -> dict[str, Any]:
+    """The manifest of a model whose scoring was changed without training: everything ``old``
+    said of how it was made, less the keys in ``drop`` (its figures, no longer true, and what
+    the saver writes itself); ``retuned`` (this change) last, an earlier one kept in
+    ``retuned_earlier``."""
+    manifest = {k: v for k, v in old.items() if k not in drop}
+    if old.get("retuned"):
+        manifest["retuned_earlier"] = [*old.get("retuned_earlier", []), old["retuned"]]
+    manifest["retuned"] = retuned
+    return manifest
+
+
 def update_manifest(manifest_path: Path, key: str, value: dict[str, Any]) -> None:
     """Set ``key`` in a JSON manifest, holding a lock on it from read to write, so that two
     evaluations writing different keys at once (test and synthetic val) both keep theirs."""

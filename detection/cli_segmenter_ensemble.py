@@ -16,7 +16,7 @@ import click
 
 from coilmap.config import shared_data_dir
 from detection.cli_classify import FREE_ALARM_RATE_HELP, _print_segmenter_figures
-from detection.cli_manifest import command_line, read_manifest
+from detection.cli_manifest import command_line, read_manifest, retuned_manifest
 
 
 @click.command("combine-segmenter")
@@ -115,12 +115,10 @@ def retune_segmenter(model_path: Path, data_dir: Path | None, out_path: Path,
         seg.free_alarm_rate = free_alarm_rate
     metrics = _thresholds_and_figures(seg, data)
     old = read_manifest(model_path)
-    manifest = {k: v for k, v in old.items() if k != "metrics"}
-    if old.get("retuned"):
-        manifest["retuned_earlier"] = [*old.get("retuned_earlier", []), old["retuned"]]
-    manifest["retuned"] = {"command": command_line(), "from": str(model_path),
-                           "free_alarm_rate": seg.free_alarm_rate,
-                           "metrics_before": old.get("metrics")}
+    manifest = retuned_manifest(old, {
+        "command": command_line(), "from": str(model_path),
+        "free_alarm_rate": seg.free_alarm_rate, "metrics_before": old.get("metrics"),
+    }, drop=("metrics",))
     manifest["metrics"] = metrics
     mpath = seg.save(out_path, manifest)
     click.echo(f"wrote {out_path} and {mpath}")

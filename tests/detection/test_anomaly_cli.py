@@ -175,13 +175,20 @@ def test_retune_changes_the_score_window_and_thresholds(tiny_model: Path, normal
                                                         tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "retuned.pt"
-    code, _, err = _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal",
+    source = tmp_path / "with_figures.pt"  # a model whose manifest holds selection figures
+    source.write_bytes(tiny_model.read_bytes())
+    figures = {"selection": {"synthetic_val_image_auroc": 0.5},
+               "selection_with_regions": {"synthetic_val_mean": 0.5}}
+    source.with_suffix(".json").write_text(json.dumps(
+        {**json.loads(tiny_model.with_suffix(".json").read_text()), **figures}))
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(source), "--normal",
                          str(normal_dir), "--out", str(out), "--score-kernel", "3"], capsys)
     assert code == 0, err
     scorer = load_scorer(out)
     assert scorer.score_kernel == 3 and np.isfinite(scorer.threshold_)
     manifest = json.loads(out.with_suffix(".json").read_text())
     assert manifest["retuned"]["score_kernel"] == 3 and manifest["command"]
+    assert not set(figures) & set(manifest)  # the old model's figures are not this one's
     code, _, err = _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal",
                          str(normal_dir), "--out", str(out), "--score-kernel", "4"], capsys)
     assert code == 2 and "odd" in err
