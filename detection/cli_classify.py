@@ -318,7 +318,11 @@ def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ..
     writer.writerow(["path", "label", "confidence"])
     for p in files:
         im = load_gray(p)
-        proba = seg.predict_proba([im])[0]
+        if out is None:
+            proba = seg.predict_proba([im])[0]
+        else:  # class scores and masks from one pass of the network
+            probas, maps = seg.predict_all([im])
+            proba = probas[0]
         label = str(seg.labels(proba[None])[0])
         if label != "Free":
             conf = float(proba[seg.classes_.index(label)])
@@ -326,7 +330,7 @@ def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ..
             conf = float(1.0 / (1.0 + np.exp(class_margins(proba[None], seg.image_thresholds_).max())))
         writer.writerow([str(p), label, f"{conf:.4f}"])
         if out is not None:
-            mask = seg.predict_masks([im])[0].max(0) >= seg.pixel_threshold_
+            mask = maps[0].max(0) >= seg.pixel_threshold_
             save_gray(out / f"{p.stem}_mask.png", mask.astype(float))
 
 
