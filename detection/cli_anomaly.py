@@ -192,6 +192,11 @@ def train_anomaly(
             params["score_kernel"] = score_kernel
         if precision != "fp32":
             params["precision"] = precision
+            from detection.mixed_precision import slow_bf16_warning
+
+            warning = slow_bf16_warning(precision)
+            if warning:
+                click.echo(warning, err=True)
         return DraemScorer(**params).fit(train, X_val=val, sources=sources(), log=_log)
 
     def selfsup() -> Any:
@@ -417,6 +422,10 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
             m.score_kernel = score_kernel
         if score_precision is not None:
             m.set_score_precision(score_precision)
+            if m.scoring_precision_ != score_precision:
+                click.echo(f"warning: this CPU has no bfloat16 units, so the thresholds are set "
+                           f"from {m.scoring_precision_} scores (a CPU with them scores in "
+                           f"{score_precision}, within about 0.003 of the same figures)", err=True)
         if map_sigma is not None:
             m.map_sigma = map_sigma
         if input_scale is not None:

@@ -226,6 +226,13 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     help="The share of each epoch's defect-free images drawn by how strongly the network last "
     "called them defective (hard negatives); the rest are drawn uniformly.",
 )
+@click.option(
+    "--edge-px", default=0.0, show_default=True, type=click.FloatRange(0.0, 10000.0),
+    help="Give the network two more input planes, each pixel's proximity to the image's own "
+    "top/bottom and left/right edges (exp(-distance / EDGE_PX), in scaled pixels), so that a "
+    "training crop knows where the tile's real edge is (chipped corners, frayed edges); 0: "
+    "the grey image alone.",
+)
 def train_segmenter(
     data_dir: str,
     out_path: str,
@@ -243,12 +250,17 @@ def train_segmenter(
     precision: str,
     free_alarm_rate: float,
     hard_free: float,
+    edge_px: float,
 ) -> None:
     """Train a context aggregation network; report its figures on the test part."""
     from detection.datasets import discover
+    from detection.mixed_precision import slow_bf16_warning
     from detection.segmentation.estimator import DefectSegmenter
     from detection.segmentation.training import evaluate_items, train_on_set
 
+    warning = slow_bf16_warning(precision)
+    if warning:
+        click.echo(warning, err=True)
     data = discover(data_dir)
     seg = DefectSegmenter(
         scale=scale,
@@ -264,6 +276,7 @@ def train_segmenter(
         precision=precision,
         free_alarm_rate=free_alarm_rate,
         hard_free=hard_free,
+        edge_px=edge_px,
     )
     seg, summary = train_on_set(data, seg, n_synthetic=synthetic, log=lambda s: click.echo(s, err=True))
     test = data.part("test")
@@ -296,7 +309,8 @@ def train_segmenter(
     "--masks-dir",
     type=click.Path(),
     default=None,
-    help="Write each image's defect mask here as <stem>_mask.png.",
+    help="Write each image's defect mask here as <stem>_mask.png (the pixels of the class the image "
+    "is called; empty for an image called defect-free).",
 )
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ...]) -> None:
@@ -330,7 +344,7 @@ def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ..
             conf = float(1.0 / (1.0 + np.exp(class_margins(proba[None], seg.image_thresholds_).max())))
         writer.writerow([str(p), label, f"{conf:.4f}"])
         if out is not None:
-            mask = maps[0].max(0) >= seg.pixel_threshold_
+            mask = seg.pixel_labels(probas, maps)[0] > 0  # the called class's pixels
             save_gray(out / f"{p.stem}_mask.png", mask.astype(float))
 
 

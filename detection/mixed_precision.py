@@ -10,6 +10,9 @@ Under :func:`autocast` the weights, the optimiser state and the losses stay floa
 network's own arithmetic runs in bfloat16, so losses are computed on ``.float()`` outputs (an
 SSIM in bfloat16 would lose its variances to cancellation). Models are saved in float32; a
 DRAEM scorer may score in bfloat16 (its ``score_precision``), the segmenter predicts in float32.
+A CPU without bfloat16 units only emulates it, far slower than float32: there a model asked to
+score in bfloat16 scores in float32 (:func:`scoring_precision`), and bf16 training warns
+(:func:`slow_bf16_warning`).
 
 >>> import torch
 >>> net = prepare(torch.nn.Conv2d(1, 2, 3), "bf16")
@@ -51,6 +54,40 @@ def cpu_has_amx() -> bool:
         return "amx_bf16" in Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX flags in /proc/cpuinfo).
+
+    Without them oneDNN emulates bfloat16, which is far slower than float32: on an AMD EPYC
+    with AVX2 only, a training step of the segmenter took 2,508 ms in bf16 against 295 ms in
+    fp32, and the default anomaly model scored 15.9 tiles/s in bf16.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def scoring_precision(requested: str) -> str:
+    """The precision a model asked to score in ``requested`` actually scores in here: bf16 only
+    on a CPU with bfloat16 units (:func:`cpu_has_bf16`), fp32 elsewhere (the figures of the
+    default anomaly model scored both ways are within 0.003 of each other).
+
+    >>> scoring_precision("fp32")
+    'fp32'
+    """
+    return "bf16" if check(requested) == "bf16" and cpu_has_bf16() else "fp32"
+
+
+def slow_bf16_warning(precision: str) -> str | None:
+    """A one-line warning when ``precision`` is bf16 on a CPU without bfloat16 units."""
+    if check(precision) == "bf16" and not cpu_has_bf16():
+        return ("warning: this CPU has no bfloat16 units (no avx512_bf16 / amx_bf16 flag); "
+                "bf16 training is emulated here, several times slower than --precision fp32")
+    return None
 
 
 def memory_format(model: torch.nn.Module, precision: str, *, training: bool = True) -> torch.memory_format:

@@ -48,6 +48,7 @@ from detection.augment import (
     paste,
 )
 from detection.classifier.artefact import config_fits, load_model, save_model
+from detection.segmentation.edges import N_EDGE_PLANES, edge_planes
 from detection.segmentation.torch_model import ContextAggregationNetwork
 
 
@@ -84,6 +85,8 @@ class DefectSegmenter:
         threads: int = 1,
         max_minutes: float | None = None,
         precision: str = "fp32",
+        edge_px: float = 0.0,
+        gate_masks: bool = True,
     ) -> None:
         self.scale = scale
         self.crop_px = crop_px
@@ -104,6 +107,8 @@ class DefectSegmenter:
         self.threads = threads
         self.max_minutes = max_minutes
         self.precision = precision
+        self.edge_px = edge_px
+        self.gate_masks = gate_masks
 
     # ----------------------------------------------------------------------------- training
     def fit(
@@ -167,7 +172,7 @@ class DefectSegmenter:
         synth_p = class_probabilities(np.ones(n))
         has_val = val_images is not None and val_masks is not None and len(val_images) > 0
 
-        net = ContextAggregationNetwork(n, self.width, tuple(self.dilations), self.pool)
+        net = self._network(n)
         mixed_precision.prepare(net, self.precision)
         self.net_ = net
         self.image_thresholds_ = [self.threshold] * n
@@ -215,12 +220,11 @@ class DefectSegmenter:
                 if len(idx) < 2:
                     continue
                 crops = [self._crop(*pairs[i], rng) for i in idx]
-                xb = torch.stack([torch.from_numpy(c[0]) for c in crops])[:, None]
+                xb = torch.stack([torch.from_numpy(self._planes(c[0], c[2], c[3])) for c in crops])
                 mb = torch.stack([torch.from_numpy(c[1].astype(np.int64)) for c in crops])
-                xb, mb = _flip(xb, mb[:, None], rng)
+                xb, mb = _flip(xb, mb[:, None], rng)  # the edge planes turn with their image
                 yb = self._target(mb[:, 0])
                 lb = (yb.amax(dim=(2, 3)) > 0).float()
-                xb = (xb - self.mean_) / self.std_
                 loss, image_logit = self._loss(net, xb, yb, lb, lam, pw_c, pw_s, self.precision)
                 if self.hard_free > 0:  # how strongly each defect-free image was called defective
                     for j, i in enumerate(idx):
@@ -294,15 +298,36 @@ class DefectSegmenter:
         t = torch.from_numpy(m.astype(np.float32))[None, None]
         return F.interpolate(t, size=size, mode="nearest")[0, 0].numpy().astype(np.int16)
 
+    def _network(self, n_classes: int) -> ContextAggregationNetwork:
+        planes = N_EDGE_PLANES if self.edge_px > 0 else 0
+        return ContextAggregationNetwork(
+            n_classes, self.width, tuple(self.dilations), self.pool, in_channels=1 + planes
+        )
+
+    def _planes(
+        self, image: np.ndarray, window: tuple[int, int, int, int], image_hw: tuple[int, int]
+    ) -> np.ndarray:
+        """The network's input (C, h, w): the normalised grey ``image`` (the ``window``
+        ``(y0, x0, h, w)`` of an image of shape ``image_hw``), and its edge-proximity planes
+        when ``edge_px`` > 0 (:mod:`detection.segmentation.edges`)."""
+        grey = ((np.asarray(image, dtype=np.float32) - self.mean_) / self.std_)[None]
+        if self.edge_px <= 0:
+            return np.ascontiguousarray(grey)
+        return np.concatenate([grey, edge_planes(image_hw, window, self.edge_px)])
+
     def _crop(
         self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """A ``crop_px`` square of (image, mask), around a defect pixel 80 % of the time."""
+    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int], tuple[int, int]]:
+        """A ``crop_px`` square of (image, mask), around a defect pixel 80 % of the time; with
+        the window ``(y0, x0, h, w)`` it covers in ``image`` (mirrored padding lies outside)
+        and the image's shape."""
         c = self.crop_px
         h, w = image.shape
+        image_hw = (h, w)
         ph, pw = max(0, c - h), max(0, c - w)
+        top, left = ph // 2, pw // 2
         if ph or pw:  # small images are mirrored out to the crop size
-            pad = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2))
+            pad = ((top, ph - top), (left, pw - left))
             image, mask = np.pad(image, pad, mode="symmetric"), np.pad(mask, pad, mode="symmetric")
             h, w = image.shape
         ys, xs = np.nonzero(mask)
@@ -317,6 +342,8 @@ class DefectSegmenter:
         return (
             np.ascontiguousarray(image[y0 : y0 + c, x0 : x0 + c]),
             np.ascontiguousarray(mask[y0 : y0 + c, x0 : x0 + c]),
+            (y0 - top, x0 - left, c, c),
+            image_hw,
         )
 
     def _choose_thresholds(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> None:
@@ -354,9 +381,9 @@ class DefectSegmenter:
             best = np.flatnonzero(accs == accs.max())
             self.image_thresholds_ = [float(cuts[best[len(best) // 2]])] * len(self.classes_)
         accumulators = [IoUAccumulator(len(self.classes_)) for _ in grid]
-        for prob, m in zip(probs, masks, strict=True):
-            for acc, t in zip(accumulators, grid, strict=True):
-                acc.add(prob, m, float(t))
+        for acc, t in zip(accumulators, grid, strict=True):
+            for pred, m in zip(self.pixel_labels(scores, probs, float(t)), masks, strict=True):
+                acc.add_labels(pred, m)
         names = ["background", *self.classes_]
         ious = [acc.result(names)["mIoU_defect"] for acc in accumulators]
         self.pixel_threshold_ = float(grid[int(np.nanargmax(ious))])
@@ -419,7 +446,7 @@ class DefectSegmenter:
         ph, pw = (-h) % self.pool, (-w) % self.pool
         if ph or pw:
             a = np.pad(a, ((0, ph), (0, pw)), mode="symmetric")
-        x = (torch.from_numpy(np.ascontiguousarray(a))[None, None] - self.mean_) / self.std_
+        x = torch.from_numpy(self._planes(a, (0, 0, h + ph, w + pw), (h, w)))[None]
         lo = self.net_.low_res_logits(x)[0]
         return lo[:, : max(1, h // self.pool), : max(1, w // self.pool)]
 
@@ -461,6 +488,34 @@ class DefectSegmenter:
             return np.zeros((0, len(self.classes_)), np.float32), []
         proba = torch.sigmoid(torch.stack([lo.amax(dim=(1, 2)) for lo in lows])).numpy()
         return proba, [self._upsampled(lo, np.shape(im)) for lo, im in zip(lows, images01, strict=True)]
+
+    def pixel_labels(
+        self, proba: np.ndarray, maps: Sequence[np.ndarray], threshold: float | None = None
+    ) -> list[np.ndarray]:
+        """Each image's defect mask, int (H, W): 0 background, ``k + 1`` for class ``k``.
+
+        With ``gate_masks`` (the default) only the class the image is called (:meth:`labels`)
+        is drawn, where its probability reaches the pixel ``threshold`` (default
+        ``pixel_threshold_``); an image called defect-free gets an empty mask. Without it, a
+        pixel is the most probable class wherever any class reaches the threshold, so the
+        false alarms of every class on every image are drawn too (on the magnetic tile test
+        part they cost the defect classes two thirds of their IoU, docs/detection-classification.md).
+        ``proba`` and ``maps`` are :meth:`predict_all`'s.
+        """
+        from detection.segmentation.metrics import decide
+
+        t = self.pixel_threshold_ if threshold is None else threshold
+        calls = decide(np.asarray(proba), self.image_thresholds_) if len(maps) else []
+        out = []
+        for call, prob in zip(calls, maps, strict=True):
+            if self.gate_masks:
+                lab = np.zeros(prob.shape[1:], dtype=np.int16)
+                if call > 0:
+                    lab[prob[call - 1] >= t] = call
+            else:
+                lab = np.where((prob >= t).any(0), prob.argmax(0) + 1, 0).astype(np.int16)
+            out.append(lab)
+        return out
 
     @staticmethod
     def _upsampled(lo: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
@@ -525,7 +580,7 @@ class DefectSegmenter:
         seg.pixel_threshold_ = float(config["pixel_threshold"])
         seg.best_epoch_ = config.get("best_epoch")
         seg.history_ = []
-        net = ContextAggregationNetwork(len(seg.classes_), seg.width, seg.dilations, seg.pool)
+        net = seg._network(len(seg.classes_))
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:

@@ -6,8 +6,9 @@
   accuracy, balanced accuracy (mean recall of the classes) and confusion matrix of the
   predicted class (:func:`decide`: the class furthest over its threshold, in logits);
 - pixel level: the IoU of each defect class over the whole test set (intersection and union
-  summed over every test image, so false positives on other images count) at the threshold,
-  and the mean IoU over all classes including the background.
+  summed over every test image, so false positives on other images count) of the predicted
+  masks (:meth:`DefectSegmenter.pixel_labels`), and the mean IoU over all classes including
+  the background.
 
 >>> y = np.array([0, 1, 2, 2])  # free, a, b, b; a defect-free image scores 1 - max
 >>> s = np.array([[0.1, 0.2], [0.9, 0.1], [0.2, 0.7], [0.6, 0.4]])
@@ -110,9 +111,13 @@ class IoUAccumulator:
         self.union = np.zeros(n_defect + 1)
 
     def add(self, prob: np.ndarray, mask: np.ndarray, threshold: float) -> None:
-        """``prob`` (n_defect, H, W); ``mask`` int (H, W), 0 background, k + 1 class k."""
+        """``prob`` (n_defect, H, W); ``mask`` int (H, W), 0 background, k + 1 class k; a pixel
+        is the most probable class where any reaches ``threshold``."""
         hit = prob >= threshold
-        pred = np.where(hit.any(0), prob.argmax(0) + 1, 0)
+        self.add_labels(np.where(hit.any(0), prob.argmax(0) + 1, 0), mask)
+
+    def add_labels(self, pred: np.ndarray, mask: np.ndarray) -> None:
+        """``pred`` and ``mask`` int (H, W): 0 background, k + 1 class k."""
         for k in range(len(self.inter)):
             p, t = pred == k, mask == k
             self.inter[k] += np.logical_and(p, t).sum()

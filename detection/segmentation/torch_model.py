@@ -5,7 +5,9 @@ computation, a stack of 3x3 convolutions whose dilation grows (1, 2, 4, ... ) an
 down, with skip connections between opposite layers (as in an encoder-decoder, but every map
 keeps the pooled resolution), a 1x1 head giving one mask channel per defect class, and an
 interpolation back to the input size. The image's class scores are the maxima of the mask
-channels, which ties classification to segmentation.
+channels, which ties classification to segmentation. ``in_channels`` > 1 takes extra input
+planes beside the grey image (the segmenter's edge-proximity planes, see
+:func:`detection.segmentation.edges.edge_planes`).
 
 One change to the paper: the input reduction is a space-to-depth (pixel unshuffle) rather
 than an average pooling. It cuts the computation by the same factor (every later map has
@@ -44,12 +46,13 @@ class ContextAggregationNetwork(nn.Module):
         width: int = 32,
         dilations: tuple[int, ...] = (1, 2, 4, 8, 16),
         pool: int = 4,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
         self.pool = pool
         self.reduce = nn.PixelUnshuffle(pool) if pool > 1 else nn.Identity()
         self.down = nn.ModuleList()
-        c_in = pool * pool
+        c_in = pool * pool * in_channels
         for d in dilations:
             self.down.append(_conv(c_in, width, d))
             c_in = width

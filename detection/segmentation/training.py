@@ -71,10 +71,10 @@ def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str
     acc = IoUAccumulator(len(seg.classes_))
     # The same IoU counted only over each class's own images (false alarms elsewhere ignored).
     own = {k: IoUAccumulator(len(seg.classes_)) for k in range(1, len(names))}
-    for prob, m, label in zip(probs, masks, y, strict=True):
-        acc.add(prob, m, seg.pixel_threshold_)
+    for pred, m, label in zip(seg.pixel_labels(scores, probs), masks, y, strict=True):
+        acc.add_labels(pred, m)
         if label > 0:
-            own[int(label)].add(prob, m, seg.pixel_threshold_)
+            own[int(label)].add_labels(pred, m)
     out.update(acc.result(names))
     out["IoU_own_images"] = {names[k]: a.result(names)["IoU"][names[k]] for k, a in own.items()}
     out.update(image_thresholds=dict(zip(seg.classes_, seg.image_thresholds_, strict=True)),

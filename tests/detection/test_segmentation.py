@@ -127,6 +127,28 @@ def test_bf16_training_saves_a_float32_segmenter(tmp_path: Path) -> None:
     # weights are stored as float16 (as every saved segmenter), hence the tolerance
     np.testing.assert_allclose(back.predict_proba(x), seg.predict_proba(x), atol=2e-2)
 
+
+def test_edge_planes_tell_the_network_where_the_image_ends(tmp_path: Path) -> None:
+    from detection.segmentation.edges import edge_planes
+
+    # A crop's window in the whole image: only the image's own edges are near 1.
+    planes = edge_planes((40, 30), (10, 0, 8, 6), edge_px=2.0)
+    assert planes.shape == (2, 8, 6)
+    assert float(planes[0].max()) < 0.01  # rows 10..17 of 40 are far from top and bottom
+    assert planes[1, :, 0].tolist() == [1.0] * 8  # column 0 is the left edge
+    rng = np.random.default_rng(1)
+    x, m = _tiles(9, rng)
+    seg = DefectSegmenter(**TINY, epochs=1, edge_px=4.0).fit(x, m, classes=["blob", "bar"], n_synthetic=2)
+    assert seg.net_.down[0][0].in_channels == 3 * seg.pool**2
+    path = tmp_path / "edge.pt"
+    seg.save(path, {"command": "test", "data": None, "metrics": {}})
+    back = DefectSegmenter.load(path)
+    assert back.edge_px == 4.0
+    np.testing.assert_allclose(back.predict_proba(x), seg.predict_proba(x), atol=2e-2)
+    plain = DefectSegmenter(**TINY, epochs=1).fit(x, m, classes=["blob", "bar"], n_synthetic=0)
+    assert plain.net_.down[0][0].in_channels == plain.pool**2 and plain.edge_px == 0.0
+
+
 def _write_mt_layout(root: Path) -> Path:
     rng = np.random.default_rng(2)
     imgs, masks = _tiles(24, rng)
@@ -267,3 +289,19 @@ def test_hard_negatives_are_the_defect_free_images_last_called_defective() -> No
         assert {12, 16} <= set(picked)
     uniform = DefectSegmenter(free_per_epoch=4)._pick_free(free, logit, np.random.default_rng(0))
     assert uniform == [free[k] for k in np.random.default_rng(0).permutation(8)[:4]]
+
+
+def test_masks_draw_only_the_class_each_image_is_called() -> None:
+    seg = DefectSegmenter()
+    seg.classes_, seg.image_thresholds_, seg.pixel_threshold_ = ["blob", "bar"], [0.5, 0.5], 0.6
+    maps = [np.full((2, 3, 4), 0.7, np.float32) for _ in range(3)]
+    maps[1][0, 0, 0] = 0.9  # a blob pixel on an image called bar
+    maps[2][:, 1] = 0.2
+    proba = np.array([[0.2, 0.3], [0.4, 0.8], [0.9, 0.6]])  # free, bar, blob
+    gated = seg.pixel_labels(proba, maps)
+    assert [np.unique(g).tolist() for g in gated] == [[0], [2], [0, 1]]
+    assert gated[1][0, 0] == 2 and (gated[2][1] == 0).all()
+    seg.gate_masks = False  # every class wherever it reaches the threshold, on every image
+    plain = seg.pixel_labels(proba, maps)
+    assert plain[0].max() == 1 and plain[1][0, 0] == 1
+    assert seg.pixel_labels(proba, maps, threshold=0.95)[2].max() == 0

@@ -315,14 +315,20 @@ class DraemScorer(AnomalyScorer):
         return self
 
     def set_score_precision(self, precision: str) -> None:
-        """Score in ``precision`` from now on (the thresholds are not changed: recalibrate)."""
+        """Score in ``precision`` from now on (the thresholds are not changed: recalibrate).
+
+        On a CPU without bfloat16 units a "bf16" model scores in float32 all the same
+        (``scoring_precision_``; :func:`detection.mixed_precision.scoring_precision`): there
+        bfloat16 is emulated and several times slower.
+        """
         self.score_precision = mixed_precision.check(precision)
+        self.scoring_precision_ = mixed_precision.scoring_precision(precision)
         self.inference_model_ = mixed_precision.prepare(
-            fuse_batchnorm(self.model_), precision, training=False
+            fuse_batchnorm(self.model_), self.scoring_precision_, training=False
         )
 
     def _score_batch(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        with mixed_precision.autocast(self.score_precision):
+        with mixed_precision.autocast(self.scoring_precision_):
             _, logits = self.inference_model_(mixed_precision.as_input(batch, self.inference_model_))
         prob = torch.sigmoid(logits.float())
         pooled = F.avg_pool2d(prob, self.score_kernel, stride=1, padding=self.score_kernel // 2)
