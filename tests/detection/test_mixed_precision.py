@@ -21,7 +21,8 @@ def test_channels_last_except_dilated_training_without_amx(monkeypatch: pytest.M
     monkeypatch.setattr(mixed_precision, "cpu_has_amx", lambda: False)
     assert mixed_precision.memory_format(dilated, "bf16") == torch.contiguous_format
     assert mixed_precision.memory_format(dilated, "bf16", training=False) == channels_last
-    assert mixed_precision.memory_format(plain, "fp32") == torch.contiguous_format
+    assert mixed_precision.memory_format(plain, "fp32") == channels_last  # the faster layout in fp32 too
+    assert mixed_precision.memory_format(dilated, "fp32") == channels_last
     net = mixed_precision.prepare(plain, "bf16")
     assert net.weight.is_contiguous(memory_format=channels_last) and not net.weight.is_contiguous()
     assert mixed_precision.as_input(x, net).is_contiguous(memory_format=channels_last)
