@@ -103,6 +103,16 @@ def balanced_accuracy(true: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean([np.mean(pred[true == k] == k) for k in np.unique(true)]))
 
 
+def most_probable_labels(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """int (H, W) of ``prob`` (n_defect, H, W): ``k + 1`` for the most probable class ``k``
+    where any class reaches ``threshold``, 0 elsewhere.
+
+    >>> most_probable_labels(np.array([[[0.9, 0.2]], [[0.6, 0.3]]]), 0.5).tolist()
+    [[1, 0]]
+    """
+    return np.where((prob >= threshold).any(0), prob.argmax(0) + 1, 0).astype(np.int16)
+
+
 class IoUAccumulator:
     """Sums intersections and unions per class over images of different sizes."""
 
@@ -113,8 +123,7 @@ class IoUAccumulator:
     def add(self, prob: np.ndarray, mask: np.ndarray, threshold: float) -> None:
         """``prob`` (n_defect, H, W); ``mask`` int (H, W), 0 background, k + 1 class k; a pixel
         is the most probable class where any reaches ``threshold``."""
-        hit = prob >= threshold
-        self.add_labels(np.where(hit.any(0), prob.argmax(0) + 1, 0), mask)
+        self.add_labels(most_probable_labels(prob, threshold), mask)
 
     def add_labels(self, pred: np.ndarray, mask: np.ndarray) -> None:
         """``pred`` and ``mask`` int (H, W): 0 background, k + 1 class k."""
