@@ -77,14 +77,7 @@ def extract_blobs(
         area = int(region.sum())
         if area < min_area_px:
             continue
-        rows, cols = np.nonzero(region)
-        rows = rows + sl[0].start
-        cols = cols + sl[1].start
-        # the four corners of every pixel, so the hull encloses whole pixels
-        corners = np.concatenate(
-            [np.stack([cols + dx, rows + dy], axis=1) for dx in (0, 1) for dy in (0, 1)]
-        ).astype(np.float64)
-        polygon = shapely.convex_hull(shapely.multipoints(corners))
+        polygon = shapely.convex_hull(shapely.multipoints(_row_end_corners(region, sl)))
         values = score_map[sl][region]
         blobs.append(
             Blob(
@@ -96,6 +89,22 @@ def extract_blobs(
             )
         )
     return sorted(blobs, key=lambda b: -b.area_px)
+
+
+def _row_end_corners(region: np.ndarray, sl: tuple[slice, slice]) -> np.ndarray:
+    """The outer corners of the first and last pixel of every row of ``region`` (in image
+    ``(x=col, y=row)`` coordinates): their convex hull is the hull of all the region's pixel
+    corners, from two pixels a row instead of every pixel of a large blob."""
+    filled = np.nonzero(region.any(axis=1))[0]
+    sub = region[filled]
+    first = sub.argmax(axis=1)
+    last = sub.shape[1] - 1 - sub[:, ::-1].argmax(axis=1)
+    rows = (filled + sl[0].start).astype(np.float64)
+    left = (first + sl[1].start).astype(np.float64)
+    right = (last + sl[1].start + 1).astype(np.float64)
+    return np.concatenate(
+        [np.stack([x, rows + dy], axis=1) for x in (left, right) for dy in (0.0, 1.0)]
+    )
 
 
 def px_to_mm(

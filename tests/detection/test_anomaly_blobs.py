@@ -6,6 +6,7 @@ import numpy as np
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
 
 from detection.anomaly.blobs import disk, extract_blobs, geometries_to_mm, px_to_mm, threshold_and_open
 from detection.anomaly.heatmap import anomalous_feature_map, overlay_rgb
@@ -34,6 +35,24 @@ def test_components_are_separate_and_sorted_by_area() -> None:
     blobs = extract_blobs(m, 0.5, opening_radius_px=0)
     assert [b.area_px for b in blobs] == [400, 25]
     assert blobs[1].max_score == np.float32(0.9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.3, 0.8))
+def test_blob_hull_encloses_every_pixel_of_its_region(seed: int, fill: float) -> None:
+    """The hull drawn from each row's end pixels is the hull of every pixel's corners."""
+    m = (np.random.default_rng(seed).random((24, 31)) < fill).astype(np.float32)
+    labels, _ = ndimage.label(m > 0.5, structure=np.ones((3, 3), bool))
+    blobs = {(b.box_px, b.area_px): b.polygon_px for b in extract_blobs(m, 0.5, opening_radius_px=0)}
+    for index, sl in enumerate(ndimage.find_objects(labels), start=1):
+        rows, cols = np.nonzero(labels == index)
+        hull = blobs.pop(((sl[0].start, sl[1].start, sl[0].stop, sl[1].stop), len(rows)))
+        corners = shapely.multipoints(
+            [(c + dx, r + dy) for r, c in zip(rows, cols, strict=True) for dx in (0, 1) for dy in (0, 1)]
+        )
+        assert hull.covers(corners)  # nothing of the region outside its hull
+        assert shapely.convex_hull(corners).covers(hull)  # and no more than it
+    assert not blobs
 
 
 def test_disk_radius_four() -> None:
