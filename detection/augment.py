@@ -65,6 +65,9 @@ class Cutout:
     pixels: np.ndarray
     alpha: np.ndarray
     label: int
+    # The sides of its source image the cut reaches (top, bottom, left, right): a chip out of a
+    # tile's edge or a crack across the whole image is pasted against the same sides again.
+    edges: tuple[bool, bool, bool, bool] = (False, False, False, False)
 
 
 def cut_boxes(image: np.ndarray, boxes: tuple[tuple[int, int, int, int], ...], label: int) -> list[Cutout]:
@@ -93,8 +96,39 @@ def cut_mask_blobs(image: np.ndarray, mask: np.ndarray, label: int, margin_px: i
         blob = labelled[y0:y1, x0:x1] == i
         alpha = np.maximum(blob.astype(np.float32), soft[y0:y1, x0:x1] * (blob.any()))
         alpha = ndimage.grey_dilation(alpha, size=3)  # a rim of real background around the edge
-        out.append(Cutout(image[y0:y1, x0:x1].astype(np.float32), alpha, label))
+        edges = (y0 == 0, y1 == mask.shape[0], x0 == 0, x1 == mask.shape[1])
+        out.append(Cutout(image[y0:y1, x0:x1].astype(np.float32), alpha, label, edges))
     return out
+
+
+def turned_edges(edges: tuple[bool, bool, bool, bool], k: int) -> tuple[bool, bool, bool, bool]:
+    """Where the sides (top, bottom, left, right) of an image go under ``flip_rot90(., k)``.
+
+    >>> turned_edges((True, False, False, False), 1)  # a quarter turn: the top goes left
+    (False, False, True, False)
+    """
+    marker = np.zeros((3, 3), np.int8)
+    for (r, c), on in zip(((0, 1), (2, 1), (1, 0), (1, 2)), edges, strict=True):
+        marker[r, c] = on
+    t = flip_rot90(marker, k)
+    return bool(t[0, 1]), bool(t[2, 1]), bool(t[1, 0]), bool(t[1, 2])
+
+
+def _place(
+    size_bg: int, size_cut: int, first: bool, last: bool, rng: np.random.Generator
+) -> tuple[int, slice]:
+    """Along one axis: where a cutout starts in the background and which part of it is kept
+    (all of it, unless the background is shorter). Against the first or last side when the
+    cut reached that side of its source (one of the two, drawn, when it reached both)."""
+    n = min(size_bg, size_cut)
+    if first and last:
+        first = bool(rng.random() < 0.5)
+        last = not first
+    if last:
+        return size_bg - n, slice(size_cut - n, size_cut)
+    if first:
+        return 0, slice(0, n)
+    return int(rng.integers(0, size_bg - n + 1)), slice(0, n)
 
 
 def _feathered(shape: tuple[int, int], edge_px: int = 4) -> np.ndarray:
@@ -163,11 +197,16 @@ def paste(
     cutouts: list[Cutout],
     rng: np.random.Generator,
     jitter: float = 0.1,
+    *,
+    at_edges: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paste ``cutouts`` at random places in ``background``, each flipped/turned and jittered.
 
-    Returns the new image and an int mask (0 = background, ``label + 1`` where a cutout's
-    alpha > 0.5; later cutouts lie on top, in random priority order).
+    With ``at_edges`` a cutout that reached sides of its source image (:attr:`Cutout.edges`)
+    is pasted flush against the sides they turned into, at a random place along them: a
+    chip out of a tile's edge stays at an edge. Returns the new image and an int mask (0 =
+    background, ``label + 1`` where a cutout's alpha > 0.5; later cutouts lie on top, in
+    random priority order).
     """
     img = background.astype(np.float32).copy()
     lab = np.zeros(img.shape, dtype=np.int16)
@@ -176,12 +215,13 @@ def paste(
         c = cutouts[i]
         k = int(rng.integers(0, 8))
         px, al = flip_rot90(c.pixels, k), flip_rot90(c.alpha, k)
-        ph, pw = min(px.shape[0], h), min(px.shape[1], w)
-        px, al = px[:ph, :pw], al[:ph, :pw]
+        top, bottom, left, right = turned_edges(c.edges, k) if at_edges else (False,) * 4
         # Match the cutout's level to the background's so the seam is the defect, not a step.
-        px = px - float(np.median(px)) + float(np.median(img)) + rng.uniform(-jitter, jitter)
-        y0 = int(rng.integers(0, h - ph + 1))
-        x0 = int(rng.integers(0, w - pw + 1))
+        level = float(np.median(img)) - float(np.median(px)) + rng.uniform(-jitter, jitter)
+        y0, rows = _place(h, px.shape[0], top, bottom, rng)
+        x0, cols = _place(w, px.shape[1], left, right, rng)
+        px, al = px[rows, cols] + level, al[rows, cols]
+        ph, pw = px.shape
         region = img[y0 : y0 + ph, x0 : x0 + pw]
         img[y0 : y0 + ph, x0 : x0 + pw] = al * px + (1.0 - al) * region
         lab[y0 : y0 + ph, x0 : x0 + pw][al > 0.5] = c.label + 1

@@ -233,6 +233,12 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     "training crop knows where the tile's real edge is (chipped corners, frayed edges); 0: "
     "the grey image alone.",
 )
+@click.option(
+    "--edge-paste/--paste-anywhere", default=False, show_default=True,
+    help="Crop-and-paste: a defect cut from where it reached its image's edge (a chip, a frayed "
+    "edge, a crack across the tile) is pasted against an edge of the clean image again, not "
+    "anywhere in it.",
+)
 def train_segmenter(
     data_dir: str,
     out_path: str,
@@ -251,6 +257,7 @@ def train_segmenter(
     free_alarm_rate: float,
     hard_free: float,
     edge_px: float,
+    edge_paste: bool,
 ) -> None:
     """Train a context aggregation network; report its figures on the test part."""
     from detection.datasets import discover
@@ -277,6 +284,7 @@ def train_segmenter(
         free_alarm_rate=free_alarm_rate,
         hard_free=hard_free,
         edge_px=edge_px,
+        edge_paste=edge_paste,
     )
     seg, summary = train_on_set(data, seg, n_synthetic=synthetic, log=lambda s: click.echo(s, err=True))
     test = data.part("test")

@@ -87,6 +87,7 @@ class DefectSegmenter:
         precision: str = "fp32",
         edge_px: float = 0.0,
         gate_masks: bool = True,
+        edge_paste: bool = False,
     ) -> None:
         self.scale = scale
         self.crop_px = crop_px
@@ -109,6 +110,7 @@ class DefectSegmenter:
         self.precision = precision
         self.edge_px = edge_px
         self.gate_masks = gate_masks
+        self.edge_paste = edge_paste
 
     # ----------------------------------------------------------------------------- training
     def fit(
@@ -210,7 +212,9 @@ class DefectSegmenter:
                     k = int(rng.choice(n, p=have / have.sum()))
                     src = cutouts[k]
                     pick = [src[int(j)] for j in rng.integers(0, len(src), size=rng.integers(1, 4))]
-                    im, lab = paste(xs_all[free[int(rng.integers(len(free)))]], pick, rng)
+                    im, lab = paste(
+                        xs_all[free[int(rng.integers(len(free)))]], pick, rng, at_edges=self.edge_paste
+                    )
                     pairs.append((brightness_contrast(im, rng, 0.05, 0.1), lab))
             order = rng.permutation(len(pairs))
             net.train()

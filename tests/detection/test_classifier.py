@@ -15,6 +15,7 @@ from coilmap.datasplit import NEU_CLASSES, neu_part
 from coilmap.errors import InputError
 from detection.augment import (
     Cutout,
+    _place,
     class_probabilities,
     clean_background,
     cut_mask_blobs,
@@ -67,6 +68,39 @@ def test_paste_leaves_the_background_where_no_defect_landed() -> None:
     assert img.shape == bg.shape and set(np.unique(lab)) == {0, 3}
     assert np.array_equal(img[lab == 0], bg[lab == 0])
     assert 0 < (lab == 3).sum() <= 2 * 54
+
+
+def test_edge_cutouts_are_pasted_against_the_sides_they_turned_into() -> None:
+    """A chip cut from a tile's top edge lands flush against one side of the clean image
+    (the side its top turned into), and only with ``at_edges``."""
+    src = np.full((30, 40), 0.5, np.float32)
+    mask = np.zeros((30, 40), bool)
+    mask[0:5, 10:18] = True  # a chip reaching the top edge
+    (cut,) = cut_mask_blobs(src * 0.2, mask, label=1)
+    assert cut.edges == (True, False, False, False)
+    bg = np.full((60, 70), 0.5, np.float32)
+    sides_seen = set()
+    for seed in range(24):
+        rng = np.random.default_rng(seed)
+        _, lab = paste(bg, [cut], rng, at_edges=True)
+        rows, cols = np.nonzero(lab == 2)
+        touching = {name for name, hit in (("top", rows.min() == 0), ("bottom", rows.max() == 59),
+                                           ("left", cols.min() == 0), ("right", cols.max() == 69)) if hit}
+        assert len(touching) == 1  # one side, the one the cut's top edge went to
+        sides_seen |= touching
+    assert sides_seen == {"top", "bottom", "left", "right"}  # all 8 symmetries are used
+    anywhere = [paste(bg, [cut], np.random.default_rng(s))[1] for s in range(24)]
+    assert sum(int(np.nonzero(m == 2)[0].min() > 0 and np.nonzero(m == 2)[1].min() > 0) for m in anywhere) > 6
+
+
+def test_edge_cutout_longer_than_the_image_keeps_its_edge_end() -> None:
+    rng = np.random.default_rng(0)
+    # along one axis: a 23-px cut that reached its source's last side, into 8 px of background
+    assert _place(8, 23, False, True, rng) == (0, slice(15, 23))  # its last 8 px, flush
+    assert _place(8, 23, True, False, rng) == (0, slice(0, 8))
+    assert _place(30, 23, False, True, rng) == (7, slice(0, 23))
+    start, kept = _place(30, 23, False, False, rng)
+    assert 0 <= start <= 7 and kept == slice(0, 23)
 
 
 def test_clean_background_avoids_every_box() -> None:
