@@ -210,6 +210,11 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     help="Validate (model selection, crop-and-paste class choice) every this many epochs.",
 )
 @click.option(
+    "--val-from", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+    help="Validate (and so choose the epoch) only from this fraction of the run on (of the "
+    "epochs, or of --max-minutes when that is ahead); the time saved goes into training.",
+)
+@click.option(
     "--precision",
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
@@ -253,6 +258,7 @@ def train_segmenter(
     threads: int,
     max_minutes: float | None,
     val_every: int,
+    val_from: float,
     precision: str,
     free_alarm_rate: float,
     hard_free: float,
@@ -280,6 +286,7 @@ def train_segmenter(
         threads=threads,
         max_minutes=max_minutes,
         val_every=val_every,
+        val_from=val_from,
         precision=precision,
         free_alarm_rate=free_alarm_rate,
         hard_free=hard_free,

@@ -81,6 +81,7 @@ class DefectSegmenter:
         threshold: float = 0.5,
         free_alarm_rate: float = 0.05,
         val_every: int = 2,
+        val_from: float = 0.0,
         seed: int = 0,
         threads: int = 1,
         max_minutes: float | None = None,
@@ -104,6 +105,7 @@ class DefectSegmenter:
         self.threshold = threshold
         self.free_alarm_rate = free_alarm_rate
         self.val_every = val_every
+        self.val_from = val_from
         self.seed = seed
         self.threads = threads
         self.max_minutes = max_minutes
@@ -241,7 +243,10 @@ class DefectSegmenter:
                 opt.step()
                 total += loss.item() * len(idx)
             row: dict[str, Any] = {"epoch": epoch, "lam": lam, "train_loss": total / len(order)}
-            if has_val and (epoch % self.val_every == 0 or last):
+            # Validation costs about what two training epochs do; the best epoch comes late
+            # (on the schedule's low learning rate), so a run may start validating at val_from.
+            due = epoch % self.val_every == 0 and progress >= self.val_from
+            if has_val and (due or last):
                 net.eval()
                 with mixed_precision.autocast(self.precision):  # validation in the training's precision
                     lows = [self._low_res_one(im).float() for im in val_images]  # type: ignore[union-attr]

@@ -242,6 +242,18 @@ def test_a_wall_time_cap_ends_the_schedule_early_on_the_segmentation_loss() -> N
     assert seg.history_[-1]["lam"] == 1.0 and "val_mAP" in seg.history_[-1]
 
 
+def test_validation_starts_at_val_from_and_the_last_epoch_is_always_validated() -> None:
+    rng = np.random.default_rng(4)
+    x, m = _tiles(9, rng)
+    xv, mv = _tiles(3, rng)
+    seg = DefectSegmenter(**TINY, epochs=5, val_from=0.6).fit(
+        x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=0
+    )
+    validated = [r["epoch"] for r in seg.history_ if "val_mAP" in r]
+    assert validated == [4, 5]  # progress 0, .25, .5 skipped; .75 and 1 validated
+    assert seg.best_epoch_ in validated
+
+
 def test_the_image_thresholds_hold_the_false_alarm_rate_on_defect_free_validation_images() -> None:
     rng = np.random.default_rng(4)
     x, m = _tiles(12, rng)
