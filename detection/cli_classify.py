@@ -215,6 +215,11 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     "epochs, or of --max-minutes when that is ahead); the time saved goes into training.",
 )
 @click.option(
+    "--blend-end", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+    help="The segmentation loss's share at the end of the run (it rises from 0 with the "
+    "schedule); the rest stays the image-level classification loss on the mask maxima.",
+)
+@click.option(
     "--precision",
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
@@ -259,6 +264,7 @@ def train_segmenter(
     max_minutes: float | None,
     val_every: int,
     val_from: float,
+    blend_end: float,
     precision: str,
     free_alarm_rate: float,
     hard_free: float,
@@ -287,6 +293,7 @@ def train_segmenter(
         max_minutes=max_minutes,
         val_every=val_every,
         val_from=val_from,
+        blend_end=blend_end,
         precision=precision,
         free_alarm_rate=free_alarm_rate,
         hard_free=hard_free,

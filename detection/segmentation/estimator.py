@@ -82,6 +82,7 @@ class DefectSegmenter:
         free_alarm_rate: float = 0.05,
         val_every: int = 2,
         val_from: float = 0.0,
+        blend_end: float = 1.0,
         seed: int = 0,
         threads: int = 1,
         max_minutes: float | None = None,
@@ -106,6 +107,7 @@ class DefectSegmenter:
         self.free_alarm_rate = free_alarm_rate
         self.val_every = val_every
         self.val_from = val_from
+        self.blend_end = blend_end
         self.seed = seed
         self.threads = threads
         self.max_minutes = max_minutes
@@ -201,7 +203,7 @@ class DefectSegmenter:
                 progress = max(progress, min(1.0, elapsed / max(budget_s - per_epoch, 1e-6)))
                 last = elapsed + 2 * per_epoch > budget_s  # the next one would not fit
             last = last or epoch == self.epochs
-            lam = progress
+            lam = self.blend_end * progress  # the segmentation loss's share; the rest: classification
             for group in opt.param_groups:
                 group["lr"] = self.lr * (0.02 + 0.49 * (1 + math.cos(math.pi * progress)))
             # This epoch's set: every defect image, a sample of free ones, synthetic pastes.

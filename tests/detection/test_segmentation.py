@@ -65,6 +65,8 @@ def test_fit_blends_the_loss_from_classification_to_segmentation_and_weighs_posi
         x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=6
     )
     assert [round(r["lam"], 2) for r in seg.history_] == [0.0, 0.5, 1.0]
+    kept = DefectSegmenter(**TINY, epochs=3, blend_end=0.6).fit(x, m, classes=["blob", "bar"], n_synthetic=0)
+    assert [round(r["lam"], 2) for r in kept.history_] == [0.0, 0.3, 0.6]  # 40 % classification kept
     assert all(w >= 1.0 for w in seg.pos_weight_class_ + seg.pos_weight_seg_)
     # Rare defect pixels get a larger weight than the (less rare) defect images.
     assert seg.pos_weight_seg_[0] > seg.pos_weight_class_[0]
