@@ -82,7 +82,7 @@ class DefectSegmenter:
         free_alarm_rate: float = 0.05,
         val_every: int = 2,
         val_from: float = 0.0,
-        blend_end: float = 1.0,
+        blend_end: float = 0.7,
         seed: int = 0,
         threads: int = 1,
         max_minutes: float | None = None,
@@ -582,6 +582,10 @@ class DefectSegmenter:
         """A trained segmenter from a model file's config and weights (``path`` for errors)."""
         params = dict(config["params"])
         params["dilations"] = tuple(params["dilations"])
+        # Files from before these options trained ending on the segmentation loss alone,
+        # validating from the start.
+        params.setdefault("blend_end", 1.0)
+        params.setdefault("val_from", 0.0)
         seg = cls(**params)
         seg.classes_ = list(config["classes"])
         seg.mean_ = float(config["normalisation"]["mean"])

@@ -61,7 +61,7 @@ def test_fit_blends_the_loss_from_classification_to_segmentation_and_weighs_posi
     rng = np.random.default_rng(0)
     x, m = _tiles(18, rng)
     xv, mv = _tiles(6, rng)
-    seg = DefectSegmenter(**TINY, epochs=3).fit(
+    seg = DefectSegmenter(**TINY, epochs=3, blend_end=1.0).fit(
         x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=6
     )
     assert [round(r["lam"], 2) for r in seg.history_] == [0.0, 0.5, 1.0]
@@ -228,6 +228,9 @@ def test_the_default_segmenter_is_small_and_documented() -> None:
     for member in manifest["members"]:
         assert member["command"].startswith("coilmap detect train-segmenter")
         assert (Path(__file__).resolve().parents[2] / member["model"]).is_file()
+        # a file written before --blend-end and --val-from says how it was trained: as before
+        trained = DefectSegmenter.load(Path(__file__).resolve().parents[2] / member["model"])
+        assert (trained.blend_end, trained.val_from) == (1.0, 0.0)
     seg = load_segmenter()
     assert seg.classes_ == ["Blowhole", "Break", "Crack", "Fray", "Uneven"]
     assert manifest["metrics"]["test"]["n"] > 0 and manifest["metrics"]["val"]["n"] > 0
@@ -241,7 +244,7 @@ def test_a_wall_time_cap_ends_the_schedule_early_on_the_segmentation_loss() -> N
         x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=0
     )
     assert len(seg.history_) == 2  # the first epoch always runs; the second is the last
-    assert seg.history_[-1]["lam"] == 1.0 and "val_mAP" in seg.history_[-1]
+    assert seg.history_[-1]["lam"] == seg.blend_end and "val_mAP" in seg.history_[-1]
 
 
 def test_validation_starts_at_val_from_and_the_last_epoch_is_always_validated() -> None:
