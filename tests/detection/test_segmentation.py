@@ -48,6 +48,19 @@ def _tiles(n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.
     return imgs, masks
 
 
+def _fit_tiny(
+    seed: int, n_train: int, n_val: int, **params: object
+) -> tuple[DefectSegmenter, list[np.ndarray], list[np.ndarray]]:
+    """A TINY segmenter fitted on ``n_train`` tiles, selected on ``n_val`` more; with those."""
+    rng = np.random.default_rng(seed)
+    x, m = _tiles(n_train, rng)
+    xv, mv = _tiles(n_val, rng)
+    seg = DefectSegmenter(**{**TINY, **params}).fit(  # type: ignore[arg-type]
+        x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=0
+    )
+    return seg, xv, mv
+
+
 def test_the_network_keeps_the_input_size_and_reads_classes_from_mask_maxima() -> None:
     net = ContextAggregationNetwork(n_classes=3, width=8, dilations=(1, 2, 4, 8), pool=4).eval()
     x = torch.randn(2, 1, 48, 64)
@@ -237,35 +250,20 @@ def test_the_default_segmenter_is_small_and_documented() -> None:
 
 
 def test_a_wall_time_cap_ends_the_schedule_early_on_the_segmentation_loss() -> None:
-    rng = np.random.default_rng(3)
-    x, m = _tiles(9, rng)
-    xv, mv = _tiles(3, rng)
-    seg = DefectSegmenter(**TINY, epochs=50, max_minutes=1e-6).fit(
-        x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=0
-    )
+    seg, _, _ = _fit_tiny(3, 9, 3, epochs=50, max_minutes=1e-6)
     assert len(seg.history_) == 2  # the first epoch always runs; the second is the last
     assert seg.history_[-1]["lam"] == seg.blend_end and "val_mAP" in seg.history_[-1]
 
 
 def test_validation_starts_at_val_from_and_the_last_epoch_is_always_validated() -> None:
-    rng = np.random.default_rng(4)
-    x, m = _tiles(9, rng)
-    xv, mv = _tiles(3, rng)
-    seg = DefectSegmenter(**TINY, epochs=5, val_from=0.6).fit(
-        x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=0
-    )
+    seg, _, _ = _fit_tiny(4, 9, 3, epochs=5, val_from=0.6)
     validated = [r["epoch"] for r in seg.history_ if "val_mAP" in r]
     assert validated == [4, 5]  # progress 0, .25, .5 skipped; .75 and 1 validated
     assert seg.best_epoch_ in validated
 
 
 def test_the_image_thresholds_hold_the_false_alarm_rate_on_defect_free_validation_images() -> None:
-    rng = np.random.default_rng(4)
-    x, m = _tiles(12, rng)
-    xv, mv = _tiles(30, rng)  # every third one defect-free
-    seg = DefectSegmenter(**TINY, epochs=1, free_alarm_rate=0.2).fit(
-        x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=0
-    )
+    seg, xv, mv = _fit_tiny(4, 12, 30, epochs=1, free_alarm_rate=0.2)  # every third val tile defect-free
     free = [im for im, mk in zip(xv, mv, strict=True) if not mk.any()]
     assert len(seg.image_thresholds_) == 2  # one per class
     alarms = (seg.predict_proba(free) >= np.array(seg.image_thresholds_)).any(1)
