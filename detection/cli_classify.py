@@ -215,10 +215,10 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
     "epochs, or of --max-minutes when that is ahead); the time saved goes into training.",
 )
 @click.option(
-    "--blend-end", default=0.7, show_default=True, type=click.FloatRange(0.0, 1.0),
+    "--blend-end", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0),
     help="The segmentation loss's share at the end of the run (it rises from 0 with the "
     "schedule); the rest stays the image-level classification loss on the mask maxima "
-    "(1: segmentation alone at the end, as before 2026-12-04).",
+    "(1: segmentation alone at the end).",
 )
 @click.option(
     "--precision",

@@ -82,7 +82,7 @@ class DefectSegmenter:
         free_alarm_rate: float = 0.05,
         val_every: int = 2,
         val_from: float = 0.0,
-        blend_end: float = 0.7,
+        blend_end: float = 1.0,
         seed: int = 0,
         threads: int = 1,
         max_minutes: float | None = None,

@@ -74,7 +74,7 @@ def test_fit_blends_the_loss_from_classification_to_segmentation_and_weighs_posi
     rng = np.random.default_rng(0)
     x, m = _tiles(18, rng)
     xv, mv = _tiles(6, rng)
-    seg = DefectSegmenter(**TINY, epochs=3, blend_end=1.0).fit(
+    seg = DefectSegmenter(**TINY, epochs=3).fit(
         x, m, classes=["blob", "bar"], val_images=xv, val_masks=mv, n_synthetic=6
     )
     assert [round(r["lam"], 2) for r in seg.history_] == [0.0, 0.5, 1.0]
