@@ -39,7 +39,7 @@ def save_model(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     compact = {
-        k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
+        k: v.detach().to(torch.float16).contiguous() if v.is_floating_point() else v.detach()
         for k, v in state_dict.items()
     }
     blob = {

@@ -270,7 +270,9 @@ class DefectSegmenter:
         mixed_precision.restore(net).eval()
         if has_val:
             net.load_state_dict(best_state)
-            net.eval()
+        # predicting in float32, channels-last (about 1.25 x faster on whole images)
+        self.net_ = mixed_precision.prepare(net.eval(), "fp32", training=False)
+        if has_val:
             self._choose_thresholds(val_images, val_masks)  # type: ignore[arg-type]
         return self
 
@@ -458,7 +460,7 @@ class DefectSegmenter:
         if ph or pw:
             a = np.pad(a, ((0, ph), (0, pw)), mode="symmetric")
         x = torch.from_numpy(self._planes(a, (0, 0, h + ph, w + pw), (h, w)))[None]
-        lo = self.net_.low_res_logits(x)[0]
+        lo = self.net_.low_res_logits(mixed_precision.as_input(x, self.net_))[0]
         return lo[:, : max(1, h // self.pool), : max(1, w // self.pool)]
 
     def predict_proba(self, images01: Sequence[np.ndarray]) -> np.ndarray:
@@ -603,7 +605,7 @@ class DefectSegmenter:
             raise InputError(
                 "the model file's weights do not fit its architecture", source=str(path)
             ) from exc
-        seg.net_ = net.eval()
+        seg.net_ = mixed_precision.prepare(net.eval(), "fp32", training=False)
         return seg
 
 
