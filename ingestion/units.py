@@ -37,8 +37,9 @@ from ingestion.tables import BadRecord, read_inspex_sqlite, read_surfspec_csv, s
 
 REFERENCE_FILES = ("marks.csv", "edges.csv")
 _MODELS = Path(__file__).resolve().parent.parent / "detection" / "default_models"
-# The first that exists is the default anomaly scorer: the project's default
-# (``detection.anomaly.DEFAULT_MODEL``, the best measured), else the SSIM autoencoder.
+# The first that exists is the default anomaly scorer: the project's default (the file of
+# ``detection.anomaly.DEFAULT_MODEL``, named here because importing that imports torch), else
+# the SSIM autoencoder.
 DEFAULT_ANOMALY_MODELS = (_MODELS / "mt_anomaly.pt", _MODELS / "mt_anomaly_ssim_ae.pt")
 DEFAULT_CLASSIFIER_MODEL = _MODELS / "neu_classifier.pt"
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".lock", "-journal", "-wal", "-shm")

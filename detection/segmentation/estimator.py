@@ -267,12 +267,10 @@ class DefectSegmenter:
                 log(_format_row(row))
             if last:
                 break
-        mixed_precision.restore(net).eval()
-        if has_val:
-            net.load_state_dict(best_state)
         # predicting in float32, channels-last (about 1.25 x faster on whole images)
         self.net_ = mixed_precision.prepare(net.eval(), "fp32", training=False)
         if has_val:
+            net.load_state_dict(best_state)
             self._choose_thresholds(val_images, val_masks)  # type: ignore[arg-type]
         return self
 
@@ -584,10 +582,6 @@ class DefectSegmenter:
         """A trained segmenter from a model file's config and weights (``path`` for errors)."""
         params = dict(config["params"])
         params["dilations"] = tuple(params["dilations"])
-        # Files from before these options trained ending on the segmentation loss alone,
-        # validating from the start.
-        params.setdefault("blend_end", 1.0)
-        params.setdefault("val_from", 0.0)
         seg = cls(**params)
         seg.classes_ = list(config["classes"])
         seg.mean_ = float(config["normalisation"]["mean"])
