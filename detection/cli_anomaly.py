@@ -387,20 +387,27 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
               help="Score images scaled by this factor instead of the training scale (a smaller "
                    "scale shows each window more of the surface, and costs less); for an "
                    "ensemble, every member. Only for models trained with --input-scale.")
+@click.option("--pixel-quantile", type=click.FloatRange(0.5, 1.0), default=None,
+              help="The pixel threshold: this quantile of the val images' map values (trained: "
+                   "0.995). A frame station wants a higher one, e.g. 0.9999: fewer false blobs "
+                   "on clean frames; for an ensemble, every member and the ensemble.")
 @click.option("--threads", type=int, default=1, show_default=True)
 def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_kernel: int | None,
                    score_precision: str | None, map_sigma: float | None, input_scale: float | None,
-                   threads: int) -> None:
+                   pixel_quantile: float | None, threads: int) -> None:
     """Change how a DRAEM model (or an ensemble of them) scores, without retraining: its
-    image-score window, its precision, its map smoothing or its scale; thresholds are set again
-    from the val part of --normal (choose with ``evaluate-anomaly --synthetic-val``)."""
+    image-score window, its precision, its map smoothing, its scale or the quantile its pixel
+    threshold sits at; thresholds are set again from the val part of --normal (choose with
+    ``evaluate-anomaly --synthetic-val``)."""
     import torch
 
     from detection.anomaly.artefact import load, save
 
     torch.set_num_threads(threads)
-    if score_kernel is None and score_precision is None and map_sigma is None and input_scale is None:
-        raise InputError("give --score-kernel, --score-precision, --map-sigma or --input-scale")
+    changes = (score_kernel, score_precision, map_sigma, input_scale, pixel_quantile)
+    if all(c is None for c in changes):
+        raise InputError("give --score-kernel, --score-precision, --map-sigma, --input-scale or "
+                         "--pixel-quantile")
     scorer = load(model_path)
     members = scorer.members_ if scorer.kind == "ensemble" else [scorer]
     if any(m.kind != "draem" for m in members):
@@ -430,8 +437,12 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
             m.map_sigma = map_sigma
         if input_scale is not None:
             m.input_scale = input_scale
+        if pixel_quantile is not None:
+            m.pixel_quantile = pixel_quantile
         m._calibrate(val, image_quantile=m.image_quantile, pixel_quantile=m.pixel_quantile)
     if scorer.kind == "ensemble":
+        if pixel_quantile is not None:
+            scorer.pixel_quantile = pixel_quantile
         scorer._calibrate(val, image_quantile=scorer.image_quantile,
                           pixel_quantile=scorer.pixel_quantile)
     # figures no longer true, and what save() writes itself
@@ -441,13 +452,15 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
     manifest = retuned_manifest(read_manifest(model_path), {
         "command": command_line(), "from": str(model_path), "score_kernel": score_kernel,
         "score_precision": score_precision, "map_sigma": map_sigma, "input_scale": input_scale,
+        "pixel_quantile": pixel_quantile,
     }, drop=drop)
     manifest["metrics"] = {}
     manifest_path = save(scorer, out_path, training_data=getattr(scorer, "training_data_", {}),
                          manifest=manifest)
     click.echo(f"{out_path} (manifest {manifest_path}): score window {score_kernel}, "
                f"score precision {score_precision}, map sigma {map_sigma}, input scale "
-               f"{input_scale}, image threshold {scorer.threshold_:.4g}")
+               f"{input_scale}, pixel quantile {pixel_quantile}, image threshold "
+               f"{scorer.threshold_:.4g}, pixel threshold {scorer.pixel_threshold_:.4g}")
 
 
 COMMANDS = [train_anomaly, score, evaluate_anomaly, retune_anomaly]

@@ -64,3 +64,17 @@ def image_files(folder: str | Path) -> list[Path]:
     if not files:
         raise InputError("the folder holds no images (.png/.jpg/...)", source=str(folder))
     return files
+
+
+def crop_box(
+    shape: tuple[int, ...], box: tuple[int, int, int, int], margin_px: int
+) -> tuple[int, int, int, int]:
+    """A (row0, col0, row1, col1) box grown by ``margin_px``, clipped to ``shape``, at least 2 x 2.
+
+    >>> crop_box((100, 50), (10, 40, 12, 41), 8)
+    (2, 32, 20, 49)
+    """
+    h, w = shape
+    r0, c0 = max(box[0] - margin_px, 0), max(box[1] - margin_px, 0)
+    r1, c1 = min(max(box[2] + margin_px, r0 + 2), h), min(max(box[3] + margin_px, c0 + 2), w)
+    return r0, c0, r1, c1

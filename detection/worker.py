@@ -28,6 +28,7 @@ import numpy as np
 import shapely
 
 from detection.anomaly.blobs import extract_blobs, px_to_mm
+from detection.images import crop_box
 from detection.tiling import make_grid, tile, untile
 
 
@@ -127,11 +128,8 @@ class TileDetector:
 
 
 def crop(image01: np.ndarray, box_px: tuple[int, int, int, int], margin_px: int) -> np.ndarray:
-    """The box with a margin, clipped to the image, at least 2 x 2 pixels."""
-    h, w = image01.shape
-    r0, c0, r1, c1 = box_px
-    r0, c0 = max(r0 - margin_px, 0), max(c0 - margin_px, 0)
-    r1, c1 = min(max(r1 + margin_px, r0 + 2), h), min(max(c1 + margin_px, c0 + 2), w)
+    """The box with a margin, clipped to the image, at least 2 x 2 pixels (:func:`crop_box`)."""
+    r0, c0, r1, c1 = crop_box(image01.shape, box_px, margin_px)
     return np.ascontiguousarray(image01[r0:r1, c0:c1])
 
 

@@ -377,9 +377,23 @@ def config_from_plant(
         # being written, so nothing needs to settle (a live station's configuration keeps 5 s).
         settle_s=0.0,
         sidecar_wait_s=0.0,
+        anomaly_model=_default_plant_model(PLANT_FRAME_SCORER),
+        classifier_model=_default_plant_model(PLANT_FRAME_CLASSIFIER),
         fused_model=_default_fused_model(),
         source=str(meta_path),
     )
+
+
+# The demo plant's own frame models, trained on a simulated plant of another seed (its clean
+# frames and its labelled defect crops: docs/detection-plant-frames.md). A real plant names its
+# own in [detector]; without them the job takes the project's magnetic-tile and NEU defaults.
+MODELS_DIR = Path(__file__).resolve().parent.parent / "detection" / "default_models"
+PLANT_FRAME_SCORER = MODELS_DIR / "plant_frames_anomaly.pt"
+PLANT_FRAME_CLASSIFIER = MODELS_DIR / "plant_frames_classifier.pt"
+
+
+def _default_plant_model(path: Path) -> Path | None:
+    return path if path.is_file() else None
 
 
 def _default_fused_model() -> Path | None:

@@ -31,17 +31,16 @@ from sqlalchemy.orm import Session
 from coilmap import models as m
 from coilmap.errors import InputError
 from ingestion import store as st
-from ingestion.config import PlantConfig, StationConfig
+from ingestion.config import MODELS_DIR, PlantConfig, StationConfig
 from ingestion.register import register
 from ingestion.tables import BadRecord, read_inspex_sqlite, read_surfspec_csv, source_keys, validate_rows
 
 REFERENCE_FILES = ("marks.csv", "edges.csv")
-_MODELS = Path(__file__).resolve().parent.parent / "detection" / "default_models"
 # The first that exists is the default anomaly scorer: the project's default (the file of
 # ``detection.anomaly.DEFAULT_MODEL``, named here because importing that imports torch), else
 # the SSIM autoencoder.
-DEFAULT_ANOMALY_MODELS = (_MODELS / "mt_anomaly.pt", _MODELS / "mt_anomaly_ssim_ae.pt")
-DEFAULT_CLASSIFIER_MODEL = _MODELS / "neu_classifier.pt"
+DEFAULT_ANOMALY_MODELS = (MODELS_DIR / "mt_anomaly.pt", MODELS_DIR / "mt_anomaly_ssim_ae.pt")
+DEFAULT_CLASSIFIER_MODEL = MODELS_DIR / "neu_classifier.pt"
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".lock", "-journal", "-wal", "-shm")
 
 
@@ -99,7 +98,9 @@ class StationContext:
             a, c = self.cfg.anomaly_model, self.cfg.classifier_model
             if a is None:
                 a = next((p for p in DEFAULT_ANOMALY_MODELS if p.is_file()), DEFAULT_ANOMALY_MODELS[0])
-                c = c or (DEFAULT_CLASSIFIER_MODEL if DEFAULT_CLASSIFIER_MODEL.is_file() else None)
+            # A configured scorer without a configured classifier still gets the default one:
+            # a frame station's own scorer is no reason to lose the classes.
+            c = c or (DEFAULT_CLASSIFIER_MODEL if DEFAULT_CLASSIFIER_MODEL.is_file() else None)
             if not Path(a).is_file():
                 raise InputError(
                     f"no anomaly model at {a}: train one (`coilmap detect train-anomaly`) or set "

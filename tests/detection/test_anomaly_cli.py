@@ -195,6 +195,24 @@ def test_retune_changes_the_score_window_and_thresholds(tiny_model: Path, normal
 
 
 
+def test_retune_the_pixel_quantile(tiny_model: Path, normal_dir: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A higher quantile puts the pixel threshold higher: fewer clean pixels cross it."""
+    out = tmp_path / "strict.pt"
+    code, stdout, err = _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal",
+                              str(normal_dir), "--out", str(out), "--pixel-quantile", "0.9999"], capsys)
+    assert code == 0, err
+    before, after = load_scorer(tiny_model), load_scorer(out)
+    assert after.pixel_quantile == 0.9999 and before.pixel_quantile == 0.995
+    assert after.pixel_threshold_ > before.pixel_threshold_
+    assert after.threshold_ == pytest.approx(before.threshold_)  # the image threshold stays
+    assert json.loads(out.with_suffix(".json").read_text())["retuned"]["pixel_quantile"] == 0.9999
+    assert "pixel threshold" in stdout
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal",
+                         str(normal_dir), "--out", str(out), "--pixel-quantile", "1.5"], capsys)
+    assert code == 2
+
+
 def test_retune_the_scoring_scale(tiny_model: Path, normal_dir: Path, tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     scaled = tmp_path / "scaled.pt"

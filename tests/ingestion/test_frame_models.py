@@ -1,0 +1,57 @@
+"""Which models a frame station's job loads: the plant's own where the demo plant has them,
+the project's defaults otherwise, and the default classifier beside a configured scorer."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ingestion.config as config
+from ingestion.config import config_from_plant
+from ingestion.units import DEFAULT_ANOMALY_MODELS, DEFAULT_CLASSIFIER_MODEL, StationContext
+
+
+def test_the_demo_plant_takes_its_own_frame_models_when_the_repository_has_them(
+    plant_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scorer, classifier = tmp_path / "scorer.pt", tmp_path / "classifier.pt"
+    monkeypatch.setattr(config, "PLANT_FRAME_SCORER", scorer)
+    monkeypatch.setattr(config, "PLANT_FRAME_CLASSIFIER", classifier)
+    cfg = config_from_plant(plant_src)
+    assert cfg.anomaly_model is None and cfg.classifier_model is None  # no such files yet
+    scorer.write_bytes(b"x")
+    classifier.write_bytes(b"x")
+    cfg = config_from_plant(plant_src)
+    assert (cfg.anomaly_model, cfg.classifier_model) == (scorer, classifier)
+    again = config.parse_config(config.dumps_config(cfg), base_dir=tmp_path)
+    assert (again.anomaly_model, again.classifier_model) == (scorer, classifier)
+
+
+def _loaded(cfg: config.PlantConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    seen: dict[str, Any] = {}
+
+    def fake_load(a: Any, c: Any = None, **_: Any) -> str:
+        seen["a"], seen["c"] = a, c
+        return "detector"
+
+    monkeypatch.setattr("detection.worker.load_detector", fake_load)
+    ctx = StationContext(cfg=cfg, station=cfg.stations[0], station_id=1, run_id=1)
+    assert ctx.detector_() == "detector"
+    return seen["a"], seen["c"]
+
+
+def test_a_configured_scorer_keeps_the_default_classifier(
+    plant_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = tmp_path / "own.pt"
+    own.write_bytes(b"x")
+    base = replace(config_from_plant(plant_src), anomaly_model=None, classifier_model=None)
+    a, c = _loaded(base, monkeypatch)
+    assert Path(a) in DEFAULT_ANOMALY_MODELS and c == DEFAULT_CLASSIFIER_MODEL
+    a, c = _loaded(replace(base, anomaly_model=own), monkeypatch)
+    assert (a, c) == (own, DEFAULT_CLASSIFIER_MODEL)
+    a, c = _loaded(replace(base, anomaly_model=own, classifier_model=own), monkeypatch)
+    assert (a, c) == (own, own)
