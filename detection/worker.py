@@ -31,6 +31,10 @@ from detection.anomaly.blobs import extract_blobs, px_to_mm
 from detection.images import crop_box
 from detection.tiling import make_grid, tile, untile
 
+# Blobs of one frame closer than about twice this many pixels are one detection (a long defect
+# whose map dips under the threshold along it): docs/detection-plant-frames.md.
+JOIN_GAP_PX = 16
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -62,7 +66,8 @@ class TileDetector:
     object with ``classes_`` and ``predict_proba(list of images)`` (or None: no class).
     ``classifier_views``: the symmetries a :class:`DefectClassifier` averages per crop on the
     line (1: no test-time augmentation, the cheapest; its file may say 8, chosen for accuracy
-    off line).
+    off line). ``join_gap_px``: blobs closer than about twice this are one detection
+    (:func:`detection.anomaly.blobs.extract_blobs`; 0 keeps every connected region apart).
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class TileDetector:
         crop_margin_px: int = 8,
         max_detections: int = 50,
         classifier_views: int = 1,
+        join_gap_px: int = JOIN_GAP_PX,
     ) -> None:
         self.scorer = scorer
         self.classifier = classifier
@@ -87,6 +93,7 @@ class TileDetector:
         self.crop_margin_px = crop_margin_px
         self.max_detections = max_detections
         self.classifier_views = classifier_views
+        self.join_gap_px = join_gap_px
 
     def _threshold(self) -> float:
         return float(self.threshold if self.threshold is not None else self.scorer.pixel_threshold_)
@@ -102,7 +109,11 @@ class TileDetector:
         seconds["score"] = t1 - t0
         thr = self._threshold()
         blobs = extract_blobs(
-            score_map, thr, opening_radius_px=self.opening_radius_px, min_area_px=self.min_area_px
+            score_map,
+            thr,
+            opening_radius_px=self.opening_radius_px,
+            min_area_px=self.min_area_px,
+            join_gap_px=self.join_gap_px,
         )[: self.max_detections]
         t2 = time.perf_counter()
         seconds["blobs"] = t2 - t1

@@ -64,11 +64,25 @@ def extract_blobs(
     *,
     opening_radius_px: int = 4,
     min_area_px: int = 1,
+    join_gap_px: int = 0,
 ) -> list[Blob]:
-    """The connected defect regions (8-connectivity) of ``score_map``, largest first."""
+    """The connected defect regions (8-connectivity) of ``score_map``, largest first.
+
+    ``join_gap_px`` > 0 makes regions closer than about twice that (a gap of up to
+    ``2 * join_gap_px`` pixels, either way) one blob: a long defect whose map dips under the
+    threshold along it stays one defect. The blob's pixels are still only those over the
+    threshold; its box and hull span the joined parts.
+    """
     score_map = np.asarray(score_map, dtype=np.float32)
     mask = threshold_and_open(score_map, threshold, opening_radius_px=opening_radius_px)
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    eight = np.ones((3, 3), bool)
+    if join_gap_px > 0 and mask.any():
+        # a dilation by a square, as two 1-D passes (a 2-D structuring element costs its area)
+        grown = ndimage.maximum_filter(mask, size=2 * int(join_gap_px) + 1, mode="constant")
+        labels, n = ndimage.label(grown, structure=eight)
+        labels[~mask] = 0  # each pixel over the threshold keeps its joined region's label
+    else:
+        labels, n = ndimage.label(mask, structure=eight)
     blobs: list[Blob] = []
     for index, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:

@@ -37,6 +37,26 @@ def test_components_are_separate_and_sorted_by_area() -> None:
     assert blobs[1].max_score == np.float32(0.9)
 
 
+def test_join_gap_makes_the_pieces_of_one_streak_one_blob() -> None:
+    """A streak broken by a gap of 5 px: separate blobs unless the join gap spans it."""
+    m = np.zeros((60, 30), np.float32)
+    m[5:25, 10:16] = 1.0
+    m[30:50, 12:18] = 0.8  # 5 empty rows (25..29) between the two pieces
+    m[5:12, 26:29] = 0.9  # a third region 10 columns away from the first
+    apart = extract_blobs(m, 0.5, opening_radius_px=0, join_gap_px=2)
+    assert len(apart) == 3
+    joined = extract_blobs(m, 0.5, opening_radius_px=0, join_gap_px=3)
+    assert len(joined) == 2
+    streak = joined[0]
+    assert streak.box_px == (5, 10, 50, 18)
+    assert streak.area_px == 20 * 6 + 20 * 6  # only the pixels over the threshold
+    assert streak.max_score == 1.0 and 0.8 < streak.mean_score < 1.0
+    assert shapely.box(10, 5, 18, 50).contains(streak.polygon_px)
+    # without a join gap the result is the plain connected components, as before
+    plain = extract_blobs(m, 0.5, opening_radius_px=0)
+    assert [b.box_px for b in plain] == [b.box_px for b in apart]
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.floats(0.3, 0.8))
 def test_blob_hull_encloses_every_pixel_of_its_region(seed: int, fill: float) -> None:
