@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -110,29 +111,38 @@ def eval_labels(plant_dir: Path, url: str | None, out_path: Path) -> None:
                + ", ".join(f"{k} {v}" for k, v in labels["label"].value_counts().items()))
 
 
+def _material_options(out_help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The arguments both training-material commands take: the plant, --out, --station."""
+
+    def wrap(f: Callable[..., None]) -> Callable[..., None]:
+        f = click.option("--station", "stations", multiple=True,
+                         help="Only this frame station (repeatable; default: every frame station).")(f)
+        f = click.option("--out", "out_dir", required=True,
+                         type=click.Path(file_okay=False, path_type=Path), help=out_help)(f)
+        return click.argument("plant_dir",
+                              type=click.Path(exists=True, file_okay=False, path_type=Path))(f)
+
+    return wrap
+
+
+def _say_counts(what: str, out_dir: Path, counts: dict[str, int]) -> None:
+    click.echo(f"{sum(counts.values())} {what} -> {out_dir}: "
+               + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 @eval_group.command("normal-frames")
-@click.argument("plant_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the frames (created): <station>__<frame>.png.")
-@click.option("--station", "stations", multiple=True,
-              help="Only this frame station (repeatable; default: every frame station).")
+@_material_options("Folder for the frames (created): <station>__<frame>.png.")
 def eval_normal_frames(plant_dir: Path, out_dir: Path, stations: tuple[str, ...]) -> None:
     """Copy the frames on which the plant's truth draws nothing (no defect, no pseudo-defect):
     the defect-free frames a station's anomaly scorer trains on (`coilmap detect train-anomaly
     --normal OUT`). Use a plant of another seed than the one you measure."""
     from plant.training_material import copy_normal_frames
 
-    counts = copy_normal_frames(plant_dir, out_dir, stations)
-    click.echo(f"{sum(counts.values())} defect-free frames -> {out_dir}: "
-               + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    _say_counts("defect-free frames", out_dir, copy_normal_frames(plant_dir, out_dir, stations))
 
 
 @eval_group.command("labelled-crops")
-@click.argument("plant_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the crops (created): OUT/<class>/<station>__<frame>__<n>.png.")
-@click.option("--station", "stations", multiple=True,
-              help="Only this frame station (repeatable; default: every frame station).")
+@_material_options("Folder for the crops (created): OUT/<class>/<station>__<frame>__<n>.png.")
 def eval_labelled_crops(plant_dir: Path, out_dir: Path, stations: tuple[str, ...]) -> None:
     """Cut every defect and pseudo-defect the plant's truth draws in its frames out, with the
     frame detector's margin, into a folder per class (the six plant classes and `pseudo`): the
@@ -140,6 +150,4 @@ def eval_labelled_crops(plant_dir: Path, out_dir: Path, stations: tuple[str, ...
     --data OUT`). Use a plant of another seed than the one you measure."""
     from plant.training_material import copy_labelled_crops
 
-    counts = copy_labelled_crops(plant_dir, out_dir, stations)
-    click.echo(f"{sum(counts.values())} labelled crops -> {out_dir}: "
-               + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    _say_counts("labelled crops", out_dir, copy_labelled_crops(plant_dir, out_dir, stations))
