@@ -20,6 +20,14 @@ DIR`` writes one for a simulated plant folder. Example::
     code = "PL"
     unwind = "turn"
 
+    [[stations]]                         # a frame station may name its own models
+    code = "HSM-T"
+    line = "HSM"
+    side = "top"
+    export = "frames"
+    folder = "stations/HSM-T"
+    anomaly_model = "models/hsm_t_anomaly.pt"   # else [detector] anomaly_model
+
     [[stations]]
     code = "PL-T"
     line = "PL"
@@ -77,6 +85,9 @@ class StationConfig:
     y_axis_toward: str = "os"
     inspects: str = "exit"
     label_map: dict[str, str] = field(default_factory=dict)
+    # This station's own frame models (its camera, its surface); None: the [detector] ones.
+    anomaly_model: Path | None = None
+    classifier_model: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +206,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, source: str = "<config>
                 y_axis_toward=y_axis,
                 inspects=_get(s, "inspects", str, where, "exit"),
                 label_map=dict(label_map),
+                anomaly_model=_path(base_dir, _get(s, "anomaly_model", str, where, None)),
+                classifier_model=_path(base_dir, _get(s, "classifier_model", str, where, None)),
             )
         )
     lines = {
@@ -298,6 +311,8 @@ def dumps_config(cfg: PlantConfig) -> dict[str, Any]:
             "interval_s": s.interval_s,
             "y_axis_toward": s.y_axis_toward,
             "inspects": s.inspects,
+            **{k: str(v) for k, v in (("anomaly_model", s.anomaly_model),
+                                      ("classifier_model", s.classifier_model)) if v is not None},
             "label_map": dict(s.label_map),
         }
         for s in cfg.stations

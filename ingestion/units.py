@@ -89,13 +89,14 @@ class StationContext:
         return self._tables[name]
 
     def detector_(self) -> Any:
-        """The frame detector: given, configured ([detector] model files) or the project's
-        default models (``detection/default_models``)."""
+        """The frame detector: given, configured (the station's own model files, else
+        [detector]'s) or the project's default models (``detection/default_models``)."""
         if self.detector is None:
             t0 = time.perf_counter()
             from detection.worker import load_detector  # imports torch: part of loading
 
-            a, c = self.cfg.anomaly_model, self.cfg.classifier_model
+            a = self.station.anomaly_model or self.cfg.anomaly_model
+            c = self.station.classifier_model or self.cfg.classifier_model
             if a is None:
                 a = next((p for p in DEFAULT_ANOMALY_MODELS if p.is_file()), DEFAULT_ANOMALY_MODELS[0])
             # A configured scorer without a configured classifier still gets the default one:

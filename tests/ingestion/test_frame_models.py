@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import ingestion.config as config
+from coilmap.errors import InputError
 from ingestion.config import config_from_plant
 from ingestion.units import DEFAULT_ANOMALY_MODELS, DEFAULT_CLASSIFIER_MODEL, StationContext
 
@@ -55,3 +56,30 @@ def test_a_configured_scorer_keeps_the_default_classifier(
     assert (a, c) == (own, DEFAULT_CLASSIFIER_MODEL)
     a, c = _loaded(replace(base, anomaly_model=own, classifier_model=own), monkeypatch)
     assert (a, c) == (own, own)
+
+
+def test_a_station_may_name_its_own_models(
+    plant_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plant_wide, own = tmp_path / "plant_wide.pt", tmp_path / "hsm_t.pt"
+    plant_wide.write_bytes(b"x")
+    own.write_bytes(b"x")
+    base = replace(config_from_plant(plant_src), anomaly_model=plant_wide, classifier_model=None)
+    hsm = next(s for s in base.stations if s.code == "HSM-T")
+    cfg = replace(base, stations=(replace(hsm, anomaly_model=own),))
+    assert _loaded(cfg, monkeypatch) == (own, DEFAULT_CLASSIFIER_MODEL)
+    cfg = replace(base, stations=(replace(hsm, anomaly_model=own, classifier_model=own),))
+    assert _loaded(cfg, monkeypatch) == (own, own)
+    assert _loaded(replace(base, stations=(hsm,)), monkeypatch) == (plant_wide, DEFAULT_CLASSIFIER_MODEL)
+    # the TOML the configuration writes keeps them, relative paths taken from the file's folder
+    path = tmp_path / "cfg.toml"
+    path.write_text(config.to_toml(cfg), encoding="utf-8")
+    again = config.load_config(path)
+    assert again.stations[0].anomaly_model == own and again.stations[0].classifier_model == own
+    raw = config.dumps_config(cfg)
+    raw["stations"][0]["anomaly_model"] = "models/own.pt"
+    parsed = config.parse_config(raw, base_dir=tmp_path)
+    assert parsed.stations[0].anomaly_model == tmp_path / "models" / "own.pt"
+    raw["stations"][0]["anomaly_model"] = 3
+    with pytest.raises(InputError, match="anomaly_model"):
+        config.parse_config(raw, base_dir=tmp_path)
