@@ -290,11 +290,7 @@ def dumps_config(cfg: PlantConfig) -> dict[str, Any]:
         raw["database_url"] = cfg.database_url
     if cfg.image_root is not None:
         raw["image_root"] = str(cfg.image_root)
-    det = {
-        k: str(v)
-        for k, v in (("anomaly_model", cfg.anomaly_model), ("classifier_model", cfg.classifier_model))
-        if v is not None
-    }
+    det = _model_paths(cfg.anomaly_model, cfg.classifier_model)
     if det:
         raw["detector"] = det
     if cfg.fused_model is not None:
@@ -311,13 +307,18 @@ def dumps_config(cfg: PlantConfig) -> dict[str, Any]:
             "interval_s": s.interval_s,
             "y_axis_toward": s.y_axis_toward,
             "inspects": s.inspects,
-            **{k: str(v) for k, v in (("anomaly_model", s.anomaly_model),
-                                      ("classifier_model", s.classifier_model)) if v is not None},
+            **_model_paths(s.anomaly_model, s.classifier_model),
             "label_map": dict(s.label_map),
         }
         for s in cfg.stations
     ]
     return raw
+
+
+def _model_paths(anomaly_model: Path | None, classifier_model: Path | None) -> dict[str, str]:
+    """The detector's model files as written (plant-wide in [detector], or a station's own)."""
+    named = (("anomaly_model", anomaly_model), ("classifier_model", classifier_model))
+    return {k: str(v) for k, v in named if v is not None}
 
 
 def to_toml(cfg: PlantConfig) -> str:
@@ -392,8 +393,8 @@ def config_from_plant(
         # being written, so nothing needs to settle (a live station's configuration keeps 5 s).
         settle_s=0.0,
         sidecar_wait_s=0.0,
-        anomaly_model=_default_plant_model(PLANT_FRAME_SCORER),
-        classifier_model=_default_plant_model(PLANT_FRAME_CLASSIFIER),
+        anomaly_model=_if_file(PLANT_FRAME_SCORER),
+        classifier_model=_if_file(PLANT_FRAME_CLASSIFIER),
         fused_model=_default_fused_model(),
         source=str(meta_path),
     )
@@ -407,7 +408,8 @@ PLANT_FRAME_SCORER = MODELS_DIR / "plant_frames_anomaly.pt"
 PLANT_FRAME_CLASSIFIER = MODELS_DIR / "plant_frames_classifier.pt"
 
 
-def _default_plant_model(path: Path) -> Path | None:
+def _if_file(path: Path) -> Path | None:
+    """``path`` when the repository has that file, else None."""
     return path if path.is_file() else None
 
 
@@ -415,4 +417,4 @@ def _default_fused_model() -> Path | None:
     """The project's default fused classifier, when the repository has one."""
     from fusion.model_file import DEFAULT_MODEL
 
-    return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None
+    return _if_file(DEFAULT_MODEL)

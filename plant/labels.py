@@ -18,9 +18,7 @@ from coilmap import models as m
 from coilmap.db import session_factory
 from plant.db_mapping import _with_links
 from plant.evaluate import link
-from plant.truth import read_truth
-
-PSEUDO = "pseudo"
+from plant.truth import PSEUDO, read_truth, reviewed_label
 
 
 def truth_labels(plant_dir: Path, engine: Engine) -> pd.DataFrame:
@@ -45,5 +43,5 @@ def truth_labels(plant_dir: Path, engine: Engine) -> pd.DataFrame:
             labels.append(PSEUDO)
             continue
         rec = obs.loc[k]
-        labels.append(PSEUDO if rec["kind"] != "real" else str(rec["true_class"]))
+        labels.append(reviewed_label(rec["kind"], rec["true_class"]))
     return pd.DataFrame({"source_key": table["source_key"], "label": labels})

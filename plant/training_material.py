@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from coilmap.errors import InputError
 from detection.images import crop_box
-
-PSEUDO_CLASS = "pseudo"  # the class of dirt, oil and water (ingestion.config.PSEUDO_CLASS)
+from plant.truth import read_truth, reviewed_label
 
 
 def defect_free_frames(frame_names: Iterable[str], boxes: pd.DataFrame, station: str) -> list[str]:
@@ -60,10 +60,7 @@ def copy_normal_frames(
     ``out_dir`` as ``<station>__<frame>.png``; returns how many per station. The plant folder
     is only read."""
     plant_dir = Path(plant_dir)
-    boxes_path = plant_dir / "truth" / "frame_boxes.csv"
-    if not boxes_path.is_file():
-        raise InputError("not a simulated plant folder: ground-truth file missing", source=str(boxes_path))
-    boxes = pd.read_csv(boxes_path)
+    boxes = read_truth(plant_dir).frame_boxes
     chosen = _frame_stations_chosen(plant_dir, stations)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,14 +79,16 @@ def copy_normal_frames(
 
 
 def crop_labels(boxes: pd.DataFrame, observations: pd.DataFrame) -> pd.DataFrame:
-    """``boxes`` with the class of each: the true plant class of a real defect, ``pseudo`` of
-    a pseudo-defect."""
+    """``boxes`` with the class of each (:func:`plant.truth.reviewed_label`): the true plant
+    class of a real defect, ``pseudo`` of a pseudo-defect; a box of no recorded sighting is
+    left out."""
     info = observations[observations["obs_key"].fillna("") != ""].set_index("obs_key")
-    out = boxes.copy()
-    kind = info["kind"].reindex(out["obs_key"]).to_numpy()
-    true = info["true_class"].reindex(out["obs_key"]).to_numpy()
-    out["label"] = [PSEUDO_CLASS if k == "pseudo" else t for k, t in zip(kind, true, strict=True)]
-    return out[pd.notna(out["label"])]
+    kind = info["kind"].reindex(boxes["obs_key"])
+    true = info["true_class"].reindex(boxes["obs_key"])
+    known = kind.notna().to_numpy()
+    out = boxes[known].copy()
+    out["label"] = [reviewed_label(k, t) for k, t in zip(kind[known], true[known], strict=True)]
+    return out
 
 
 def copy_labelled_crops(
@@ -100,17 +99,10 @@ def copy_labelled_crops(
     station) with ``margin_px`` around it into ``out_dir/<class>/<station>__<frame>__<n>.png``
     (a box thinner than ``min_side_px`` before the margin is left out: a sliver at a frame's
     edge). Returns how many crops per class."""
-    from PIL import Image
-
     plant_dir = Path(plant_dir)
-    tdir = plant_dir / "truth"
-    for name in ("frame_boxes.csv", "observations.csv"):
-        if not (tdir / name).is_file():
-            raise InputError("not a simulated plant folder: ground-truth file missing",
-                             source=str(tdir / name))
+    truth = read_truth(plant_dir)
     chosen = _frame_stations_chosen(plant_dir, stations)
-    boxes = crop_labels(pd.read_csv(tdir / "frame_boxes.csv"),
-                        pd.read_csv(tdir / "observations.csv", keep_default_na=False))
+    boxes = crop_labels(truth.frame_boxes, truth.observations)
     boxes = boxes[boxes["station"].isin(chosen)]
     boxes = boxes[((boxes["r1"] - boxes["r0"]) >= min_side_px) & ((boxes["c1"] - boxes["c0"]) >= min_side_px)]
     counts: dict[str, int] = {}

@@ -9,6 +9,18 @@ import pandas as pd
 from coilmap.errors import InputError
 from plant.evaluate import Truth
 
+PSEUDO = "pseudo"  # the reviewed label of dirt, oil and water, and of what is no defect at all
+
+
+def reviewed_label(kind: str, true_class: str) -> str:
+    """What a reviewer calls a sighting the truth records as ``kind`` (``real``/``pseudo``):
+    a real defect's class, else ``pseudo``.
+
+    >>> reviewed_label("real", "scratches"), reviewed_label("pseudo", "oil")
+    ('scratches', 'pseudo')
+    """
+    return str(true_class) if kind == "real" else PSEUDO
+
 
 def read_truth(plant_dir: Path) -> Truth:
     """The truth tables of a simulator output folder; :class:`InputError` if it is not one."""

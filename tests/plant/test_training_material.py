@@ -12,7 +12,8 @@ from PIL import Image
 
 from coilmap.errors import InputError
 from plant.cli import eval_group
-from plant.training_material import PSEUDO_CLASS, copy_labelled_crops, copy_normal_frames, frame_stations
+from plant.training_material import copy_labelled_crops, copy_normal_frames, frame_stations
+from plant.truth import PSEUDO
 
 
 def test_copies_exactly_the_frames_the_truth_draws_nothing_on(small_plant: Path, tmp_path: Path) -> None:
@@ -59,6 +60,8 @@ def test_bad_input_names_what_is_wrong(small_plant: Path, tmp_path: Path) -> Non
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(plant / "stations" / "F" / "frames" / "a.png")
     pd.DataFrame({"station": ["F"], "obs_key": ["F:1"], "frame": ["a.png"], "r0": [0], "c0": [0],
                   "r1": [1], "c1": [1]}).to_csv(plant / "truth" / "frame_boxes.csv", index=False)
+    for name in ("observations.csv", "positions.csv"):  # the rest of a plant's truth
+        (plant / "truth" / name).write_text("obs_key\n")
     with pytest.raises(InputError, match="no defect-free frame"):
         copy_normal_frames(plant, tmp_path / "z")
 
@@ -74,14 +77,14 @@ def test_labelled_crops_are_the_truth_boxes_with_the_margin(small_plant: Path, t
     kind = obs.set_index("obs_key")["kind"]
     big = boxes[((boxes["r1"] - boxes["r0"]) >= 4) & ((boxes["c1"] - boxes["c0"]) >= 4)]
     assert sum(counts.values()) == len(big) > 0
-    assert set(counts) <= set(NEU_CLASSES) | {PSEUDO_CLASS}
-    assert counts.get(PSEUDO_CLASS, 0) == int((kind.reindex(big["obs_key"]) == "pseudo").sum())
+    assert set(counts) <= set(NEU_CLASSES) | {PSEUDO}
+    assert counts.get(PSEUDO, 0) == int((kind.reindex(big["obs_key"]) == "pseudo").sum())
     # one crop checked against the frame: the box grown by 8 px, clipped
     row = big.iloc[0]
     frame = np.asarray(Image.open(small_plant / "stations" / row["station"] / "frames" / row["frame"]))
     stem = Path(row["frame"]).stem
     label = obs.set_index("obs_key").loc[row["obs_key"], "true_class"]
-    label = PSEUDO_CLASS if kind[row["obs_key"]] == "pseudo" else label
+    label = PSEUDO if kind[row["obs_key"]] == "pseudo" else label
     same_frame = big[(big["station"] == row["station"]) & (big["frame"] == row["frame"])]
     n = list(same_frame.index).index(big.index[0])
     got = np.asarray(Image.open(tmp_path / "crops" / label / f"{row['station']}__{stem}__{n}.png"))
