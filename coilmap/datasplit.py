@@ -36,6 +36,9 @@ NEU_CLASSES: tuple[str, ...] = (
     "rolled-in_scale",
     "scratches",
 )
+# The label of what is no defect at all: dirt, oil and water, and a detection that hits nothing.
+# Stored like a class, never counted as a defect.
+PSEUDO = "pseudo"
 
 # Images that are the same picture stay in one part.
 _NEU_SAME_GROUP = {"patches_105": "patches_101"}

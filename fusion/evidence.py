@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from coilmap.datasplit import NEU_CLASSES
+from coilmap.datasplit import NEU_CLASSES, PSEUDO
 
-PSEUDO = "pseudo"
 FUSION_CLASSES: tuple[str, ...] = (*NEU_CLASSES, PSEUDO)
 NO_MATCH = 2.0
 

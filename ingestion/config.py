@@ -59,11 +59,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coilmap.datasplit import PSEUDO
 from coilmap.errors import InputError
 
 EXPORT_KINDS = ("frames", "csv_table", "sqlite_table")
-# A vendor label mapped to this is a pseudo-defect (dirt, oil, water): stored, not a defect.
-PSEUDO_CLASS = "pseudo"
+# A vendor label of these is a pseudo-defect (mapped to coilmap.datasplit.PSEUDO): stored, not a defect.
 PSEUDO_VENDOR_CLASSES = ("dirt", "oil", "water")
 
 
@@ -365,8 +365,7 @@ def config_from_plant(
             raise InputError("station description missing", source=str(sjson))
         d = json.loads(sjson.read_text(encoding="utf-8"))
         labels = {
-            v: (PSEUDO_CLASS if k in PSEUDO_VENDOR_CLASSES else k)
-            for k, v in d.get("vendor_classes", {}).items()
+            v: (PSEUDO if k in PSEUDO_VENDOR_CLASSES else k) for k, v in d.get("vendor_classes", {}).items()
         }
         stations.append(
             StationConfig(

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from coilmap.datasplit import PSEUDO
 from coilmap.errors import InputError
 from plant.evaluate import Truth
 from plant.params import PSEUDO_CLASSES
@@ -122,7 +123,7 @@ def vendor_to_plant(vendor: str, label: str) -> str:
     """
     for cls, name in VENDOR_CLASSES[vendor].items():
         if name == label:
-            return "pseudo" if cls in PSEUDO_CLASSES else cls
+            return PSEUDO if cls in PSEUDO_CLASSES else cls
     raise InputError(f"unknown {vendor} class {label!r}", field="class")
 
 

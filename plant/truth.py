@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from coilmap.datasplit import PSEUDO
 from coilmap.errors import InputError
 from plant.evaluate import Truth
-
-PSEUDO = "pseudo"  # the reviewed label of dirt, oil and water, and of what is no defect at all
 
 
 def reviewed_label(kind: str, true_class: str) -> str:
