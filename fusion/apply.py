@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import numpy as np
 from sqlalchemy import Engine, delete, insert, select
 
 from coilmap import models as m
@@ -25,7 +24,7 @@ def apply_model(engine: Engine, model: FusedModel, *, pieces: list[str] | None =
         return 0
     proba = model.estimator.predict_proba(table.features)
     classes = model.estimator.classes_
-    best = np.argmax(proba, axis=1)
+    best = model.estimator.decide(proba)
     real = model.estimator.real_from_proba(proba)
     now = datetime.now(UTC)
     rows = [

@@ -12,6 +12,9 @@ import pandas as pd
 
 from coilmap.errors import InputError
 
+# Out of fold, at most this share of real-defect observations may be called pseudo by fusion.
+REAL_LOSS = 0.02
+
 _url = click.option(
     "--url", default=None, help="Coil model (default: COILMAP_DATABASE_URL or the SQLite file)."
 )
@@ -65,15 +68,27 @@ def _labelled(table, labels: pd.DataFrame):  # type: ignore[no-untyped-def]
     return sel, y
 
 
+_real_loss = click.option(
+    "--real-loss",
+    default=REAL_LOSS,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    help="Share of real-defect observations the pseudo threshold may call pseudo, out of fold "
+    "(1 > x >= 0; the threshold is the lowest that keeps to it).",
+)
+
+
 @click.command("train")
 @click.option("--labels", "labels_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--trained-on", default="", help="What the labelled data is, for the manifest (e.g. the plant and seed)."
 )
+@_real_loss
 @_url
-def train_cmd(labels_path: Path, out_path: Path, trained_on: str, url: str | None) -> None:
-    """Train the fused classifier on labelled observations of the coil model."""
+def train_cmd(labels_path: Path, out_path: Path, trained_on: str, real_loss: float, url: str | None) -> None:
+    """Train the fused classifier on labelled observations of the coil model; its pseudo
+    threshold is chosen by coil-grouped cross-validation (``--real-loss``)."""
     from fusion.db_features import build_features
     from fusion.evidence import FUSION_CLASSES, MatchTolerance
     from fusion.fused import FusedClassifier
@@ -86,8 +101,10 @@ def train_cmd(labels_path: Path, out_path: Path, trained_on: str, url: str | Non
     sel, y = _labelled(table, labels)
     X, yy, groups = table.features[sel], y[sel], table.group[sel]
     own = [i for i, n in enumerate(table.names) if n.startswith("own_")]
-    report = gain_report(X, yy, groups, table.station[sel], own_columns=own, classes=FUSION_CLASSES)
-    estimator = FusedClassifier().fit(X, yy)
+    report = gain_report(
+        X, yy, groups, table.station[sel], own_columns=own, classes=FUSION_CLASSES, real_loss=real_loss
+    )
+    estimator = FusedClassifier(pseudo_threshold=report.pseudo_threshold).fit(X, yy)
     version = new_version()
     manifest = {
         "version": version,
@@ -101,6 +118,8 @@ def train_cmd(labels_path: Path, out_path: Path, trained_on: str, url: str | Non
         "label_counts": pd.Series(yy).value_counts().to_dict(),
         "grades": grades,
         "features": table.names,
+        "real_loss": real_loss,
+        "pseudo_threshold": report.pseudo_threshold,
         "coil_grouped_cv": report.table.to_dict(orient="records"),
     }
     save(FusedModel(estimator, table.names, grades, MatchTolerance(), manifest), out_path)
@@ -130,14 +149,15 @@ def apply_cmd(model_path: Path | None, url: str | None) -> None:
 @click.command("evaluate")
 @click.option("--labels", "labels_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2))
+@_real_loss
 @_url
-def evaluate_cmd(labels_path: Path, folds: int, url: str | None) -> None:
+def evaluate_cmd(labels_path: Path, folds: int, real_loss: float, url: str | None) -> None:
     """Coil-grouped cross-validation: image-only against fused, per station."""
     labels = read_labels(labels_path)
-    click.echo(gain_from_db(_engine(url), labels, n_splits=folds).text())
+    click.echo(gain_from_db(_engine(url), labels, n_splits=folds, real_loss=real_loss).text())
 
 
-def gain_from_db(engine, labels: pd.DataFrame, *, n_splits: int = 5):  # type: ignore[no-untyped-def]
+def gain_from_db(engine, labels: pd.DataFrame, *, n_splits: int = 5, real_loss: float | None = None):  # type: ignore[no-untyped-def]
     """The coil-grouped gain report of the labelled observations of the coil model: the image
     classifier's own argmax, the image-only refit and the fused classifier, per station."""
     from fusion.db_features import build_features
@@ -159,6 +179,7 @@ def gain_from_db(engine, labels: pd.DataFrame, *, n_splits: int = 5):  # type: i
         classes=FUSION_CLASSES,
         raw_image=raw,
         n_splits=n_splits,
+        real_loss=real_loss,
     )
 
 

@@ -22,7 +22,10 @@ class FusedClassifier(ClassifierMixin, BaseEstimator):
     """Predicts the plant class (or ``pseudo``) from evidence features.
 
     ``columns`` selects feature columns by index (``None``: all), which is how the image-only
-    baseline is the same estimator on the ``own_*`` columns alone."""
+    baseline is the same estimator on the ``own_*`` columns alone. ``pseudo_threshold``: an
+    observation is called ``pseudo`` only when that class's probability reaches it, else the
+    likeliest real class (``None``: the likeliest class of all; chosen by
+    :func:`fusion.pseudo_threshold.pseudo_threshold_for`)."""
 
     def __init__(
         self,
@@ -34,6 +37,7 @@ class FusedClassifier(ClassifierMixin, BaseEstimator):
         l2_regularization: float = 1.0,
         balanced: bool = True,
         random_state: int = 0,
+        pseudo_threshold: float | None = None,
     ) -> None:
         self.columns = columns
         self.max_iter = max_iter
@@ -42,6 +46,7 @@ class FusedClassifier(ClassifierMixin, BaseEstimator):
         self.l2_regularization = l2_regularization
         self.balanced = balanced
         self.random_state = random_state
+        self.pseudo_threshold = pseudo_threshold
 
     def _x(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -65,7 +70,11 @@ class FusedClassifier(ClassifierMixin, BaseEstimator):
         return self.model_.predict_proba(self._x(X))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return self.classes_[self.decide(self.predict_proba(X))]
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """The index into ``classes_`` of each row's decision, from :meth:`predict_proba`."""
+        return decide(proba, list(self.classes_), getattr(self, "pseudo_threshold", None))
 
     def real_probability(self, X: np.ndarray) -> np.ndarray:
         """Probability that each observation is a real defect (not dirt, oil or water)."""
@@ -76,3 +85,22 @@ class FusedClassifier(ClassifierMixin, BaseEstimator):
         if PSEUDO not in self.classes_:
             return np.ones(proba.shape[0])
         return 1.0 - proba[:, list(self.classes_).index(PSEUDO)]
+
+
+def decide(proba: np.ndarray, classes: Sequence[str], pseudo_threshold: float | None) -> np.ndarray:
+    """Each row's decision as a column index: ``pseudo`` where its probability reaches the
+    threshold, else the likeliest other class (the plain argmax without a threshold).
+
+    >>> decide(np.array([[0.5, 0.2, 0.3], [0.2, 0.1, 0.7]]), ["a", "b", "pseudo"], 0.6)
+    array([0, 2])
+    >>> decide(np.array([[0.5, 0.2, 0.3]]), ["a", "b", "pseudo"], None)
+    array([0])
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    best = np.argmax(proba, axis=1)
+    if pseudo_threshold is None or PSEUDO not in classes or len(classes) < 2:
+        return best
+    k = list(classes).index(PSEUDO)
+    real = proba.copy()
+    real[:, k] = -np.inf
+    return np.where(proba[:, k] >= pseudo_threshold, k, np.argmax(real, axis=1))

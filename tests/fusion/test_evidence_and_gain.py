@@ -183,3 +183,36 @@ def test_fused_beats_image_only_on_coil_grouped_folds() -> None:
     t = report.table.set_index("model")
     assert t.loc["fused", "macro_f1"] >= t.loc["image_only", "macro_f1"] + 0.05
     assert t.loc["fused", "pseudo_rejected"] > t.loc["image_only", "pseudo_rejected"]
+
+
+def test_pseudo_threshold_keeps_the_real_loss_and_falls_as_it_grows() -> None:
+    from fusion.pseudo_threshold import pseudo_threshold_for
+
+    rng = np.random.default_rng(5)
+    y = np.where(rng.random(400) < 0.3, PSEUDO, "scratches")
+    p = np.clip(np.where(y == PSEUDO, rng.beta(5, 2, 400), rng.beta(2, 5, 400)), 0, 1)
+    real = p[y != PSEUDO]
+    previous = 1.0
+    for loss in (0.0, 0.01, 0.05, 0.2, 0.5):
+        t = pseudo_threshold_for(p, y, real_loss=loss)
+        lost = float((real >= t).mean())
+        assert lost <= loss + 1e-12
+        # the lowest such threshold: one observed probability lower would lose too many
+        lower = real[real < t].max(initial=-1.0)
+        assert lower < 0 or float((real >= lower).mean()) > loss
+        assert t <= previous
+        previous = t
+
+
+def test_gain_report_with_a_real_loss_calls_fewer_real_defects_pseudo() -> None:
+    X, y, groups, stations, names = synthetic_plant(seed=4)
+    own = [i for i, n in enumerate(names) if n.startswith("own_")]
+    args = dict(own_columns=own, classes=FUSION_CLASSES, n_splits=3)
+    plain = gain_report(X, y, groups, stations, **args)
+    kept = gain_report(X, y, groups, stations, real_loss=0.01, **args)
+    assert plain.pseudo_threshold is None and 0.0 < kept.pseudo_threshold < 1.0
+    real = y != PSEUDO
+    lost_plain = (plain.predictions["fused"][real] == PSEUDO).mean()
+    lost_kept = (kept.predictions["fused"][real] == PSEUDO).mean()
+    assert lost_kept <= 0.01 and lost_kept <= lost_plain
+    assert "pseudo only where its probability >=" in kept.text()

@@ -62,3 +62,36 @@ def test_eval_plant_shows_the_fusion_gain(engine, plant_src: Path, tmp_path: Pat
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["PL-T"], ["PL-B"], ["SL-T"])]
     models = {(r[0], r[1]) for r in rows if len(r) > 1}
     assert {("SL-T", "fused"), ("SL-T", "image_only"), ("SL-T", "image_classifier")} <= models
+
+
+def test_fuse_train_chooses_a_pseudo_threshold_that_apply_keeps(
+    engine, plant_src: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from coilmap.cli import cli
+    from fusion.model_file import load
+
+    plant = copy_plant(plant_src, tmp_path / "plant", stations=TABLES)
+    ingest_plant(plant_config(plant, tmp_path / "images"), engine=engine)
+    url = engine.url.render_as_string(hide_password=False)
+    labels = tmp_path / "labels.csv"
+    run = CliRunner().invoke(cli, ["eval", "labels", str(plant_src), "--url", url, "--out", str(labels)])
+    assert run.exit_code == 0, run.output
+    out = tmp_path / "fused.pkl"
+    args = ["fuse", "train", "--labels", str(labels), "--url", url, "--out", str(out), "--real-loss", "0.3"]
+    run = CliRunner().invoke(cli, args)
+    assert run.exit_code == 0, run.output
+    assert "fused: pseudo only where its probability >=" in run.output
+    model = load(out)
+    threshold = model.estimator.pseudo_threshold
+    assert model.manifest["real_loss"] == 0.3 and model.manifest["pseudo_threshold"] == threshold
+    assert 0.0 < threshold <= 1.0
+    run = CliRunner().invoke(cli, ["fuse", "apply", "--model", str(out), "--url", url])
+    assert run.exit_code == 0, run.output
+    with session_factory(engine)() as s:
+        rows = s.execute(select(m.FusionResult.fused_class, m.FusionResult.real_probability)).all()
+    assert rows and any(c == "pseudo" for c, _ in rows) and any(c != "pseudo" for c, _ in rows)
+    # Pseudo exactly where its probability (1 - real) reaches the stored threshold.
+    for cls, real in rows:
+        assert (cls == "pseudo") == (1.0 - real >= threshold - 1e-12), (cls, real)
