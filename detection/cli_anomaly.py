@@ -85,6 +85,30 @@ def _log(entry: dict[str, float]) -> None:
                err=True)
 
 
+def _pyramid_scales(text: str | None, kind: str, input_scale: float | None) -> list[float] | None:
+    """``--pyramid-scales`` as numbers; a clear error for another kind or a malformed list."""
+    if text is None:
+        return None
+    if kind != "patchcore" or input_scale is not None:
+        raise InputError("--pyramid-scales applies to --kind patchcore, without --input-scale")
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise InputError(f"--pyramid-scales: comma-separated numbers, not {text!r}") from None
+
+
+def _draem_encoders(base: Any) -> Any:
+    """The encoders of every DRAEM member of an ensemble as one extractor (else None)."""
+    from detection.anomaly.draem.scorer import DraemScorer
+    from detection.anomaly.ensemble.scorer import EnsembleScorer
+    from detection.anomaly.features.draem_encoders import DraemEncoders
+
+    members = getattr(base, "members_", []) if type(base) is EnsembleScorer else []
+    if len(members) < 2 or not all(isinstance(m, DraemScorer) for m in members):
+        return None
+    return DraemEncoders.of([m.model_ for m in members])
+
+
 @click.command("train-anomaly")
 @click.option("--normal", "normal_dir", required=True, type=click.Path(path_type=Path),
               help="Folder of defect-free images (split train/val by coilmap.datasplit).")
@@ -127,6 +151,9 @@ def _log(entry: dict[str, float]) -> None:
 @click.option("--width", type=int, default=None,
               help="Network base width (draem, ssim_ae, selfsup features).")
 @click.option("--coreset-size", type=int, default=None, help="patchcore: memory-bank size.")
+@click.option("--pyramid-scales", default=None, metavar="S1,S2,...",
+              help="patchcore: one memory bank per scale factor over one extractor, their "
+                   "threshold-scaled maps averaged (e.g. 0.1,0.15,0.2,0.25; the default model's).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="draem: bf16 trains in bfloat16 mixed precision, several times faster on a "
                    "CPU with bfloat16 units (AMX); the model is saved and scores in float32.")
@@ -138,8 +165,8 @@ def train_anomaly(
     sources_dir: Path | None, steps: int | None, max_minutes: float, input_size: int | None,
     input_scale: float | None, crop_px: int | None, batch_size: int | None, anomalies: str | None,
     normalise: bool,
-    score_kernel: int | None, width: int | None, coreset_size: int | None, precision: str,
-    seed: int, threads: int,
+    score_kernel: int | None, width: int | None, coreset_size: int | None,
+    pyramid_scales: str | None, precision: str, seed: int, threads: int,
 ) -> None:
     """Train an anomaly scorer on defect-free images and save it with its manifest."""
     import torch
@@ -165,6 +192,7 @@ def train_anomaly(
         if kind not in ("draem", "patchcore", "ocsvm"):
             raise InputError("--input-scale applies to draem, patchcore and ocsvm only")
         common["input_scale"] = input_scale
+    scales = _pyramid_scales(pyramid_scales, kind, input_scale)
     budget = max_minutes * 60
 
     def sources() -> list[np.ndarray]:
@@ -240,14 +268,17 @@ def train_anomaly(
             common.setdefault("input_size", 256)
         elif features_path is not None:
             base = load(features_path)
-            extractor = getattr(base, "feature_extractor", None) or getattr(base, "model_", None)
+            extractor = _draem_encoders(base) or getattr(base, "feature_extractor", None) \
+                or getattr(base, "model_", None)
             if not hasattr(extractor, "features"):
                 raise InputError(f"a {base.kind} model gives no features; use a draem, "
                                  "patchcore or ocsvm model", source=str(features_path))
             common.setdefault("input_size", base.input_size)
             if getattr(base, "input_scale", None) is not None:
                 common.setdefault("input_scale", base.input_scale)
-            if getattr(base, "normalise", False) and kind == "patchcore":
+            learnt_normalised = getattr(base, "normalise", False) or (
+                _draem_encoders(base) is not None and all(m.normalise for m in base.members_))
+            if learnt_normalised and kind == "patchcore":
                 common["normalise"] = True  # the features were learned on normalised images
         elif features_kind == "neu":
             raise InputError("--features-kind neu needs --features NEU_CLASSIFIER.pt")
@@ -255,10 +286,16 @@ def train_anomaly(
             extractor = draem().model_
         else:
             extractor = selfsup()
-        if kind == "patchcore":
+        extra = {"coreset_size": coreset_size} if coreset_size is not None else {}
+        if kind == "patchcore" and scales is not None:
+            from detection.anomaly.patchcore.pyramid import PatchCorePyramid
+
+            scorer = PatchCorePyramid(feature_extractor=extractor, input_scales=scales, seed=seed,
+                                      normalise=bool(common.get("normalise")), **extra)
+            scorer.fit(train, X_val=val)
+        elif kind == "patchcore":
             from detection.anomaly.patchcore.scorer import PatchCoreScorer
 
-            extra = {"coreset_size": coreset_size} if coreset_size is not None else {}
             scorer = PatchCoreScorer(feature_extractor=extractor, **common, **extra)
             scorer.fit(train, X_val=val)
         else:
@@ -329,11 +366,15 @@ def score(images: tuple[Path, ...], model_path: Path | None, heatmap_dir: Path |
               help="With --synthetic-val: also against the same images with a large region of "
                    "another val image (brighter, darker or more streaked), and the mean of the "
                    "four AUROCs.")
+@click.option("--selection", is_flag=True,
+              help="Instead of the test part: the real-defect selection set, MT_Free val "
+                   "against the train and val parts of every defect class (no anomaly scorer "
+                   "trains on those); the rule picks the higher mean of its two AUROCs.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Torch threads (1 is fastest on a shared, busy machine).")
 def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manifest: bool,
                      limit_per_class: int | None, synthetic_val: bool, regions: bool,
-                     threads: int) -> None:
+                     selection: bool, threads: int) -> None:
     """Image and pixel AUROC on the magnetic-tile test part; prints JSON."""
     import torch
 
@@ -343,6 +384,8 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
     torch.set_num_threads(threads)
     if regions and not synthetic_val:
         raise InputError("--regions goes with --synthetic-val")
+    if selection and synthetic_val:
+        raise InputError("--selection and --synthetic-val are two different sets: one at a time")
     path = DEFAULT_MODEL if model_path is None else model_path
     scorer = load_scorer(path)
     root = mt_root if mt_root is not None else shared_data_dir() / "magnetic_tile"
@@ -358,13 +401,14 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
                              "selection_with_regions" if regions else "selection",
                              {"command": command_line(), **result})
         return
-    metrics = evaluate_mt(scorer, root, limit_per_class=limit_per_class)
+    metrics = evaluate_mt(scorer, root, limit_per_class=limit_per_class, selection=selection)
     click.echo(json.dumps(metrics, indent=2))
     if write_manifest:
-        update_manifest(Path(path).with_suffix(".json"), "metrics", {
+        update_manifest(Path(path).with_suffix(".json"), "selection_real" if selection else "metrics", {
             "command": command_line(),
             "data": str(root),
-            "split": "test part of MT_Free vs the test part of every defect class",
+            "split": ("val part of MT_Free vs the train and val parts of every defect class"
+                      if selection else "test part of MT_Free vs the test part of every defect class"),
             **metrics,
         })
 

@@ -30,11 +30,12 @@ def scorer_classes() -> dict[str, type[AnomalyScorer]]:
     from detection.anomaly.draem.scorer import DraemScorer
     from detection.anomaly.ensemble.scorer import EnsembleScorer
     from detection.anomaly.ocsvm.scorer import OcsvmScorer
+    from detection.anomaly.patchcore.pyramid import PatchCorePyramid
     from detection.anomaly.patchcore.scorer import PatchCoreScorer
     from detection.anomaly.ssim_ae.scorer import SsimAeScorer
 
     return {c.kind: c for c in (DraemScorer, PatchCoreScorer, SsimAeScorer, OcsvmScorer,
-                                EnsembleScorer)}
+                                EnsembleScorer, PatchCorePyramid)}
 
 
 def plain_params(scorer: AnomalyScorer) -> dict[str, Any]:

@@ -341,3 +341,82 @@ def test_manifest_updates_at_once_keep_every_key(tmp_path: Path) -> None:
         t.join()
     manifest = json.loads(path.read_text())
     assert manifest["command"] == "train" and len(manifest) == 51
+
+
+def test_a_patchcore_pyramid_over_a_draem_pair(tiny_model: Path, normal_dir: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The default's recipe in small: a bank per scale over both members' encoders, stored
+    once; the file scores exactly as the fitted model did."""
+    retuned = tmp_path / "k3.pt"
+    assert _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal", str(normal_dir),
+                 "--out", str(retuned), "--score-kernel", "3"], capsys)[0] == 0
+    pair = tmp_path / "pair.pt"
+    assert _run(["detect", "combine-anomaly", "--model", str(tiny_model), "--model", str(retuned),
+                 "--normal", str(normal_dir), "--out", str(pair)], capsys)[0] == 0
+    out = tmp_path / "pyramid.pt"
+    code, _, err = _run(["detect", "train-anomaly", "--normal", str(normal_dir), "--out", str(out),
+                         "--kind", "patchcore", "--features", str(pair), "--pyramid-scales", "0.5,1",
+                         "--coreset-size", "40"], capsys)
+    assert code == 0, err
+    pyramid = load_scorer(out)
+    assert pyramid.kind == "patchcore_pyramid" and pyramid.input_scales == [0.5, 1.0]
+    assert type(pyramid.feature_extractor).__name__ == "DraemEncoders"
+    assert pyramid.feature_extractor.n_models == 2
+    assert [m.input_scale for m in pyramid.members_] == [0.5, 1.0]
+    assert all(m.memory_bank_.shape[0] <= 40 for m in pyramid.members_)
+    images = [np.asarray(Image.open(p), np.float32) / 255 for p in sorted(normal_dir.glob("*.jpg"))[:3]]
+    again = load_scorer(out)
+    np.testing.assert_array_equal(again.score_samples(images), pyramid.score_samples(images))
+    assert again.score_map(images[0]).shape == images[0].shape
+    for args, message in (
+        (["--pyramid-scales", "0.5,x"], "comma-separated numbers"),
+        (["--pyramid-scales", "0.5,0.5"], "distinct factors"),
+        (["--pyramid-scales", "0.5", "--input-scale", "0.5"], "without --input-scale"),
+        (["--pyramid-scales", "0.5", "--kind", "ocsvm"], "applies to --kind patchcore"),
+    ):
+        cmd = ["detect", "train-anomaly", "--normal", str(normal_dir), "--out", str(tmp_path / "x.pt"),
+               "--kind", "patchcore", "--features", str(pair), *args]
+        code, _, err = _run(cmd, capsys)
+        assert code == 2 and message in err, (args, err)
+
+
+def test_real_defect_selection_set(tiny_model: Path, normal_dir: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``evaluate-anomaly --selection``: MT_Free val against the train and val parts of the
+    defect classes, never a test image; written to the manifest under its own key."""
+    from detection.anomaly.evaluate import mt_selection_items
+
+    root = tmp_path / "magnetic_tile"
+    (root / "MT_Free").mkdir(parents=True)
+    (root / "MT_Free" / "Imgs").symlink_to(normal_dir)
+    rng = np.random.default_rng(1)
+    for class_dir in ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven"):
+        imgs = root / class_dir / "Imgs"
+        imgs.mkdir(parents=True)
+        for i in range(8):
+            im = (128 + 10 * rng.standard_normal((48, 40))).clip(0, 255).astype(np.uint8)
+            im[10:20, 10:20] = 20
+            _write(imgs / f"d_{i}.jpg", im)
+            mask = np.zeros((48, 40), np.uint8)
+            mask[10:20, 10:20] = 255
+            _write(imgs / f"d_{i}.png", mask)
+    items = mt_selection_items(root)
+    parts = {(it.class_dir, mt_part(it.class_dir, it.image_id)) for it in items}
+    assert {p for _, p in parts} <= {"train", "val"}
+    assert all(p == "val" for c, p in parts if c == "MT_Free")
+    model = tmp_path / "m.pt"
+    model.write_bytes(tiny_model.read_bytes())
+    model.with_suffix(".json").write_text(tiny_model.with_suffix(".json").read_text())
+    code, out, err = _run(["detect", "evaluate-anomaly", "--model", str(model), "--data", str(root),
+                           "--selection", "--write-manifest"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["n_defect"] == sum(it.class_dir != "MT_Free" for it in items) > 0
+    mean = (result["image_auroc"] + result["pixel_auroc"]) / 2
+    assert result["mean_image_pixel_auroc"] == pytest.approx(mean)
+    manifest = json.loads(model.with_suffix(".json").read_text())
+    assert manifest["selection_real"]["image_auroc"] == result["image_auroc"]
+    assert "train and val parts" in manifest["selection_real"]["split"]
+    code, _, err = _run(["detect", "evaluate-anomaly", "--model", str(model), "--data", str(root),
+                         "--selection", "--synthetic-val"], capsys)
+    assert code == 2 and "one at a time" in err

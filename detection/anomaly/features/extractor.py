@@ -30,11 +30,13 @@ class FeatureExtractor(Protocol):
 def _registry() -> dict[str, tuple[type[nn.Module], tuple[str, ...]]]:
     """Class name -> (class, names of its constructor arguments kept as attributes)."""
     from detection.anomaly.draem.torch_model import DraemModel
+    from detection.anomaly.features.draem_encoders import DraemEncoders
     from detection.anomaly.features.neu import NeuClassifierFeatures
     from detection.anomaly.features.selfsup import PerlinSegNet
 
     return {
         "DraemModel": (DraemModel, ("base_width",)),
+        "DraemEncoders": (DraemEncoders, ("base_width", "n_models")),
         "PerlinSegNet": (PerlinSegNet, ("width",)),
         "NeuClassifierFeatures": (
             NeuClassifierFeatures, ("n_classes", "widths", "blocks_per_stage", "mean", "std")
@@ -43,14 +45,23 @@ def _registry() -> dict[str, tuple[type[nn.Module], tuple[str, ...]]]:
 
 
 def extractor_state(module: nn.Module) -> dict[str, Any]:
-    """A ``weights_only``-loadable description of a registered extractor."""
+    """A ``weights_only``-loadable description of a registered extractor, its weights in
+    float16 (half the file; fit with :func:`rounded_to_stored` so the bank matches them)."""
     name = type(module).__name__
     registry = _registry()
     if name not in registry:
         raise InputError(f"feature extractor {name} is not registered (known: {sorted(registry)})")
     _, args = registry[name]
-    return {"class": name, "config": {a: getattr(module, a) for a in args},
-            "state": module.state_dict()}
+    state = {k: v.half() if v.is_floating_point() else v for k, v in module.state_dict().items()}
+    return {"class": name, "config": {a: getattr(module, a) for a in args}, "state": state}
+
+
+def rounded_to_stored(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with its weights rounded as :func:`extractor_state` stores them, so
+    that features computed while fitting are those a loaded model computes."""
+    if type(module).__name__ not in _registry():
+        return module  # not storable anyway: extractor_state names the problem when saving
+    return extractor_from_state(extractor_state(module))
 
 
 def extractor_from_state(state: dict[str, Any]) -> nn.Module:
@@ -60,5 +71,5 @@ def extractor_from_state(state: dict[str, Any]) -> nn.Module:
         raise InputError(f"unknown feature extractor {name!r} (known: {sorted(registry)})")
     cls, _ = registry[name]
     module = cls(**state["config"])
-    module.load_state_dict(state["state"])
+    module.load_state_dict(state["state"])  # float16 weights are copied into float32 ones
     return module.eval()

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from coilmap.errors import InputError
 from detection.anomaly.base import AnomalyScorer, Images, check_images
-from detection.anomaly.features.extractor import extractor_from_state, extractor_state
+from detection.anomaly.features.extractor import extractor_from_state, extractor_state, rounded_to_stored
 from detection.anomaly.patchcore.torch_model import PatchCoreModel, gaussian_blur
 
 
@@ -53,7 +53,7 @@ class OcsvmScorer(AnomalyScorer):
         self.seed = seed
 
     def _embedder(self) -> PatchCoreModel:
-        return PatchCoreModel(self.feature_extractor.eval(),  # type: ignore[union-attr]
+        return PatchCoreModel(rounded_to_stored(self.feature_extractor).eval(),  # type: ignore[arg-type]
                               patch_stride_px=self.patch_stride_px)
 
     def fit(self, X: Images, y: Any = None, *, X_val: Images | None = None) -> OcsvmScorer:

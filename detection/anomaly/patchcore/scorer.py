@@ -14,7 +14,7 @@ from torch import nn
 
 from coilmap.errors import InputError
 from detection.anomaly.base import AnomalyScorer, Images, check_images
-from detection.anomaly.features.extractor import extractor_from_state, extractor_state
+from detection.anomaly.features.extractor import extractor_from_state, extractor_state, rounded_to_stored
 from detection.anomaly.patchcore.torch_model import PatchCoreModel, greedy_coreset
 
 
@@ -64,7 +64,7 @@ class PatchCoreScorer(AnomalyScorer):
                 "scorer's model_); random features score only about 0.6 AUROC"
             )
         train_images = check_images(X, what="training images")
-        model = PatchCoreModel(self.feature_extractor.eval(), blur_sigma=self.blur_sigma,
+        model = PatchCoreModel(rounded_to_stored(self.feature_extractor).eval(), blur_sigma=self.blur_sigma,
                                patch_stride_px=self.patch_stride_px)
         with torch.inference_mode():
             embs = []
@@ -77,7 +77,8 @@ class PatchCoreScorer(AnomalyScorer):
                 bank = bank[torch.randperm(len(bank), generator=gen)[: self.max_candidates]]
             keep = greedy_coreset(bank, self.coreset_size, projection_dim=self.projection_dim,
                                   seed=self.seed)
-            model.memory_bank = bank[keep].clone()
+            # float16-representable, as the file stores it (half the file; ~1e-3 relative)
+            model.memory_bank = bank[keep].half().float()
         self.model_ = model
         self.memory_bank_ = model.memory_bank
         val = check_images(X_val, what="validation images") if X_val is not None else train_images
@@ -94,11 +95,15 @@ class PatchCoreScorer(AnomalyScorer):
 
     def _get_state(self) -> dict[str, Any]:
         return {"extractor": extractor_state(self.model_.feature_extractor),
-                "memory_bank": self.memory_bank_}
+                "memory_bank": self.memory_bank_.half()}
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self.feature_extractor = extractor_from_state(state["extractor"])
-        self.model_ = PatchCoreModel(self.feature_extractor, blur_sigma=self.blur_sigma,
+        self.use_bank(extractor_from_state(state["extractor"]), state["memory_bank"])
+
+    def use_bank(self, extractor: nn.Module, memory_bank: torch.Tensor) -> None:
+        """Score with ``extractor`` and a stored ``memory_bank`` (thresholds are set apart)."""
+        self.feature_extractor = extractor
+        self.model_ = PatchCoreModel(extractor, blur_sigma=self.blur_sigma,
                                      patch_stride_px=self.patch_stride_px)
-        self.model_.memory_bank = state["memory_bank"]
+        self.model_.memory_bank = memory_bank.float()
         self.memory_bank_ = self.model_.memory_bank
