@@ -98,7 +98,8 @@ def _pyramid_scales(text: str | None, kind: str, input_scale: float | None) -> l
 
 
 def _draem_encoders(base: Any) -> Any:
-    """The encoders of every DRAEM member of an ensemble as one extractor (else None)."""
+    """Both encoders (strides 4 and 8) of every DRAEM member of an ensemble as one extractor
+    (else None)."""
     from detection.anomaly.draem.scorer import DraemScorer
     from detection.anomaly.ensemble.scorer import EnsembleScorer
     from detection.anomaly.features.draem_encoders import DraemEncoders
@@ -106,7 +107,7 @@ def _draem_encoders(base: Any) -> Any:
     members = getattr(base, "members_", []) if type(base) is EnsembleScorer else []
     if len(members) < 2 or not all(isinstance(m, DraemScorer) for m in members):
         return None
-    return DraemEncoders.of([m.model_ for m in members])
+    return DraemEncoders.of([m.model_ for m in members], reconstructive_layers=(1, 2))
 
 
 @click.command("train-anomaly")
@@ -151,6 +152,11 @@ def _draem_encoders(base: Any) -> Any:
 @click.option("--width", type=int, default=None,
               help="Network base width (draem, ssim_ae, selfsup features).")
 @click.option("--coreset-size", type=int, default=None, help="patchcore: memory-bank size.")
+@click.option("--bank-dim", type=click.IntRange(1), default=None,
+              help="patchcore: compare patches in a random projection to this many dimensions "
+                   "(a smaller bank; the default model's 128).")
+@click.option("--blur-sigma", type=click.FloatRange(0, 64), default=None,
+              help="patchcore: Gaussian smoothing of the map in working pixels (default 4).")
 @click.option("--pyramid-scales", default=None, metavar="S1,S2,...",
               help="patchcore: one memory bank per scale factor over one extractor, their "
                    "threshold-scaled maps averaged (e.g. 0.1,0.15,0.2,0.25; the default model's).")
@@ -165,8 +171,8 @@ def train_anomaly(
     sources_dir: Path | None, steps: int | None, max_minutes: float, input_size: int | None,
     input_scale: float | None, crop_px: int | None, batch_size: int | None, anomalies: str | None,
     normalise: bool,
-    score_kernel: int | None, width: int | None, coreset_size: int | None,
-    pyramid_scales: str | None, precision: str, seed: int, threads: int,
+    score_kernel: int | None, width: int | None, coreset_size: int | None, bank_dim: int | None,
+    blur_sigma: float | None, pyramid_scales: str | None, precision: str, seed: int, threads: int,
 ) -> None:
     """Train an anomaly scorer on defect-free images and save it with its manifest."""
     import torch
@@ -286,7 +292,10 @@ def train_anomaly(
             extractor = draem().model_
         else:
             extractor = selfsup()
-        extra = {"coreset_size": coreset_size} if coreset_size is not None else {}
+        extra = {k: v for k, v in (("coreset_size", coreset_size), ("bank_dim", bank_dim),
+                                   ("blur_sigma", blur_sigma)) if v is not None}
+        if kind != "patchcore" and extra:
+            raise InputError("--coreset-size, --bank-dim and --blur-sigma apply to --kind patchcore")
         if kind == "patchcore" and scales is not None:
             from detection.anomaly.patchcore.pyramid import PatchCorePyramid
 

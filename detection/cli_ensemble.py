@@ -15,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +31,26 @@ _RESERVED = ("--normal", "--out")
 
 
 def combine(model_paths: list[Path], normal_dir: Path, out_path: Path,
-            manifest_extra: dict[str, Any] | None = None) -> Any:
-    """Load ``model_paths``, set the ensemble's thresholds on the val part of ``normal_dir``,
-    save it to ``out_path`` with a manifest naming each member's command; the ensemble."""
+            manifest_extra: dict[str, Any] | None = None, map_only: Sequence[Path] = ()) -> Any:
+    """Load ``model_paths`` (then ``map_only``: members whose maps count but not their image
+    scores), set the ensemble's thresholds on the val part of ``normal_dir``, save it to
+    ``out_path`` with a manifest naming each member's command; the ensemble."""
     from detection.anomaly.artefact import load, save
     from detection.anomaly.ensemble.scorer import EnsembleScorer
 
-    if len(model_paths) < 2:
-        raise InputError("an ensemble needs at least two members (give two or more)")
-    members = [load(p) for p in model_paths]
+    every = [*model_paths, *map_only]
+    if len(every) < 2 or not model_paths:
+        raise InputError("an ensemble needs at least two members (give two or more), "
+                         "at least one of them for the image score")
+    members = [load(p) for p in every]
     split = _split_normal(normal_dir)
     _, val_files, _ = split
-    scorer = EnsembleScorer(members=members).fit(None, X_val=[load_gray(p) for p in val_files])
+    scorer = EnsembleScorer(members=members, map_only=list(range(len(model_paths), len(every))))
+    scorer.fit(None, X_val=[load_gray(p) for p in val_files])
     sources = []
-    for p in model_paths:
+    for p in every:
         m = read_manifest(p)
-        sources.append({"model": str(p), "command": m.get("command"),
+        sources.append({"model": str(p), "command": m.get("command"), "map_only": p in map_only,
                         "training_seconds": m.get("training_seconds"), "retuned": m.get("retuned")})
     manifest = {"command": command_line(), "members": sources,
                 "training_seconds": sum(float(m["training_seconds"] or 0) for m in sources),
@@ -59,19 +64,22 @@ def combine(model_paths: list[Path], normal_dir: Path, out_path: Path,
 
 @click.command("combine-anomaly")
 @click.option("--model", "model_paths", required=True, multiple=True, type=click.Path(path_type=Path),
-              help="A trained scorer (give two or more).")
+              help="A trained scorer (give two or more, --map-only ones included).")
+@click.option("--map-only", "map_only", multiple=True, type=click.Path(path_type=Path),
+              help="A trained scorer whose map counts but not its image score (sharper outlines "
+                   "from a model that decides worse).")
 @click.option("--normal", "normal_dir", required=True, type=click.Path(path_type=Path),
               help="The folder the members were trained on (its val part sets the thresholds).")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
 @click.option("--threads", type=int, default=1, show_default=True)
-def combine_anomaly(model_paths: tuple[Path, ...], normal_dir: Path, out_path: Path,
-                    threads: int) -> None:
+def combine_anomaly(model_paths: tuple[Path, ...], map_only: tuple[Path, ...], normal_dir: Path,
+                    out_path: Path, threads: int) -> None:
     """An ensemble of trained scorers: maps and image scores divided by each member's
     threshold, averaged; thresholds set again from the val part of --normal."""
     import torch
 
     torch.set_num_threads(threads)
-    combine(list(model_paths), normal_dir, out_path)
+    combine(list(model_paths), normal_dir, out_path, map_only=list(map_only))
 
 
 def member_arguments(options: str) -> list[str]:

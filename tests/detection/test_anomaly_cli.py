@@ -13,6 +13,7 @@ from PIL import Image
 
 from coilmap.cli import main
 from coilmap.datasplit import mt_part
+from coilmap.errors import InputError
 from detection.anomaly import DEFAULT_MODEL, load_scorer
 
 
@@ -356,14 +357,20 @@ def test_a_patchcore_pyramid_over_a_draem_pair(tiny_model: Path, normal_dir: Pat
     out = tmp_path / "pyramid.pt"
     code, _, err = _run(["detect", "train-anomaly", "--normal", str(normal_dir), "--out", str(out),
                          "--kind", "patchcore", "--features", str(pair), "--pyramid-scales", "0.5,1",
-                         "--coreset-size", "40"], capsys)
+                         "--coreset-size", "40", "--bank-dim", "8", "--blur-sigma", "2"], capsys)
     assert code == 0, err
     pyramid = load_scorer(out)
     assert pyramid.kind == "patchcore_pyramid" and pyramid.input_scales == [0.5, 1.0]
-    assert type(pyramid.feature_extractor).__name__ == "DraemEncoders"
-    assert pyramid.feature_extractor.n_models == 2
+    encoders = pyramid.feature_extractor
+    assert type(encoders).__name__ == "DraemEncoders" and encoders.n_models == 2
+    assert encoders.reconstructive_layers == [1, 2]  # both encoders of both members
     assert [m.input_scale for m in pyramid.members_] == [0.5, 1.0]
-    assert all(m.memory_bank_.shape[0] <= 40 for m in pyramid.members_)
+    assert all(m.memory_bank_.shape[0] <= 40 and m.memory_bank_.shape[1] == 8 for m in pyramid.members_)
+    assert pyramid.blur_sigma == 2.0 and pyramid.members_[1].model_.blur_sigma == 2.0
+    # the projection is the same at every scale: stored once
+    state = torch.load(out, weights_only=True)["state"]
+    assert state["bank_projection"].shape == (2 * (8 + 16) * 2, 8)
+    assert all("bank_projection" not in level for level in state["levels"])
     images = [np.asarray(Image.open(p), np.float32) / 255 for p in sorted(normal_dir.glob("*.jpg"))[:3]]
     again = load_scorer(out)
     np.testing.assert_array_equal(again.score_samples(images), pyramid.score_samples(images))
@@ -373,11 +380,41 @@ def test_a_patchcore_pyramid_over_a_draem_pair(tiny_model: Path, normal_dir: Pat
         (["--pyramid-scales", "0.5,0.5"], "distinct factors"),
         (["--pyramid-scales", "0.5", "--input-scale", "0.5"], "without --input-scale"),
         (["--pyramid-scales", "0.5", "--kind", "ocsvm"], "applies to --kind patchcore"),
+        (["--bank-dim", "8", "--kind", "ocsvm"], "apply to --kind patchcore"),
     ):
         cmd = ["detect", "train-anomaly", "--normal", str(normal_dir), "--out", str(tmp_path / "x.pt"),
                "--kind", "patchcore", "--features", str(pair), *args]
         code, _, err = _run(cmd, capsys)
         assert code == 2 and message in err, (args, err)
+
+
+def test_map_only_members_add_to_the_map_not_the_image_score(
+        tiny_model: Path, normal_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    retuned = tmp_path / "k3.pt"
+    assert _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal", str(normal_dir),
+                 "--out", str(retuned), "--score-kernel", "3"], capsys)[0] == 0
+    out = tmp_path / "ens.pt"
+    code, _, err = _run(["detect", "combine-anomaly", "--model", str(tiny_model), "--map-only",
+                         str(retuned), "--normal", str(normal_dir), "--out", str(out)], capsys)
+    assert code == 0, err
+    ens, decider, outliner = load_scorer(out), load_scorer(tiny_model), load_scorer(retuned)
+    assert ens.map_only == [1]
+    images = [np.asarray(Image.open(p), np.float32) / 255 for p in sorted(normal_dir.glob("*.jpg"))[:4]]
+    np.testing.assert_allclose(ens.score_samples(images),
+                               decider.score_samples(images) / decider.threshold_, rtol=1e-6)
+    expected = (decider.score_map(images[0]) / decider.pixel_threshold_
+                + outliner.score_map(images[0]) / outliner.pixel_threshold_) / 2
+    np.testing.assert_allclose(ens.score_map(images[0]), expected, rtol=1e-5, atol=1e-6)
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert [m["map_only"] for m in manifest["members"]] == [False, True]
+    code, _, err = _run(["detect", "combine-anomaly", "--model", str(tiny_model), "--normal",
+                         str(normal_dir), "--out", str(out), "--map-only", str(retuned),
+                         "--map-only", str(tiny_model)], capsys)
+    assert code == 0, err  # two map-only members beside one that decides
+    from detection.anomaly.ensemble.scorer import EnsembleScorer
+
+    with pytest.raises(InputError, match="at least one left for the image score"):
+        EnsembleScorer(members=[decider, outliner], map_only=[0, 1]).fit(None, X_val=images)
 
 
 def test_real_defect_selection_set(tiny_model: Path, normal_dir: Path, tmp_path: Path,

@@ -77,13 +77,23 @@ class ReconstructiveSubNetwork(nn.Module):
         self.decoder = nn.ModuleList([_block(4 * w, 2 * w), _block(2 * w, w), _block(w, w)])
         self.out = nn.Conv2d(w, 4, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Activations at strides 2, 4, 8 and 16 (after a 2 x 2 pixel unshuffle)."""
+        acts = []
         h = F.pixel_unshuffle(x, 2)
         for i, block in enumerate(self.encoder):
             h = block(h if i == 0 else F.max_pool2d(h, 2))
+            acts.append(h)
+        return acts
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """The reconstruction from the deepest activation."""
         for block in self.decoder:
             h = block(F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False))
         return torch.sigmoid(F.pixel_shuffle(self.out(h), 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x)[-1])
 
 
 class DiscriminativeSubNetwork(nn.Module):

@@ -1,5 +1,6 @@
 """An ensemble of fitted scorers: each member's map and image score divided by its own
-defect-free threshold, then averaged.
+defect-free threshold, then averaged. Members named ``map_only`` add to the map alone (the
+default model: a memory-bank pyramid decides, its DRAEM pair sharpens the outlines).
 
 Why: two DRAEM models trained on different synthetic anomalies were better at different things
 (one at telling defect images apart, the other at outlining defects); dividing by each
@@ -39,10 +40,12 @@ class EnsembleScorer(AnomalyScorer):
         self,
         *,
         members: Sequence[AnomalyScorer] | None = None,
+        map_only: Sequence[int] = (),
         image_quantile: float = 0.98,
         pixel_quantile: float = 0.995,
     ) -> None:
         self.members = members
+        self.map_only = map_only
         self.image_quantile = image_quantile
         self.pixel_quantile = pixel_quantile
 
@@ -53,6 +56,9 @@ class EnsembleScorer(AnomalyScorer):
             raise InputError("an ensemble needs at least two fitted scorers")
         for m in self.members:
             m._check_fitted()
+        if not set(self.map_only) < set(range(len(self.members))):
+            raise InputError(f"map-only members {list(self.map_only)}: indices of the "
+                             f"{len(self.members)} members, at least one left for the image score")
         if X_val is None:
             raise InputError("an ensemble sets its thresholds from defect-free validation images")
         self.members_ = list(self.members)
@@ -67,17 +73,20 @@ class EnsembleScorer(AnomalyScorer):
     def _score_all(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
         total_maps = [np.zeros(im.shape, np.float32) for im in images]
         total_scores = np.zeros(len(images))
-        for m in self.members_:
+        map_only = set(getattr(self, "map_only", ()))
+        for i, m in enumerate(self.members_):
             maps, scores = m._score_all(images)
             for acc, mp, im in zip(total_maps, maps, images, strict=True):
                 acc += resize_map(mp, im.shape) / m.pixel_threshold_
-            total_scores += scores / m.threshold_
+            if i not in map_only:
+                total_scores += scores / m.threshold_
         n = len(self.members_)
-        return [t / n for t in total_maps], total_scores / n
+        return [t / n for t in total_maps], total_scores / (n - len(map_only))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         # members are fitted estimators, stored in the state rather than the parameters
-        return {"image_quantile": self.image_quantile, "pixel_quantile": self.pixel_quantile}
+        return {"map_only": [int(i) for i in self.map_only], "image_quantile": self.image_quantile,
+                "pixel_quantile": self.pixel_quantile}
 
     def _get_state(self) -> dict[str, Any]:
         from detection.anomaly.artefact import to_dict

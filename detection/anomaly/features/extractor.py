@@ -36,7 +36,8 @@ def _registry() -> dict[str, tuple[type[nn.Module], tuple[str, ...]]]:
 
     return {
         "DraemModel": (DraemModel, ("base_width",)),
-        "DraemEncoders": (DraemEncoders, ("base_width", "n_models")),
+        "DraemEncoders": (DraemEncoders, ("base_width", "n_models", "discriminative_layers",
+                                          "reconstructive_layers")),
         "PerlinSegNet": (PerlinSegNet, ("width",)),
         "NeuClassifierFeatures": (
             NeuClassifierFeatures, ("n_classes", "widths", "blocks_per_stage", "mean", "std")

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from coilmap.errors import InputError
@@ -44,6 +45,7 @@ class PatchCorePyramid(EnsembleScorer):
         feature_extractor: nn.Module | None = None,
         input_scales: Sequence[float] = (0.1, 0.15, 0.2, 0.25),
         coreset_size: int = 4000,
+        bank_dim: int | None = None,
         patch_stride_px: int = 8,
         blur_sigma: float = 4.0,
         normalise: bool = False,
@@ -54,6 +56,7 @@ class PatchCorePyramid(EnsembleScorer):
         self.feature_extractor = feature_extractor
         self.input_scales = input_scales
         self.coreset_size = coreset_size
+        self.bank_dim = bank_dim
         self.patch_stride_px = patch_stride_px
         self.blur_sigma = blur_sigma
         self.normalise = normalise
@@ -64,6 +67,7 @@ class PatchCorePyramid(EnsembleScorer):
     def _level(self, scale: float, extractor: nn.Module) -> PatchCoreScorer:
         return PatchCoreScorer(
             feature_extractor=extractor, input_scale=float(scale), coreset_size=self.coreset_size,
+            bank_dim=self.bank_dim,
             patch_stride_px=self.patch_stride_px, blur_sigma=self.blur_sigma,
             normalise=self.normalise, image_quantile=self.image_quantile,
             pixel_quantile=self.pixel_quantile, seed=self.seed,
@@ -92,11 +96,16 @@ class PatchCorePyramid(EnsembleScorer):
         return params
 
     def _get_state(self) -> dict[str, Any]:
-        return {
-            "extractor": extractor_state(self.members_[0].model_.feature_extractor),
-            "levels": [{"memory_bank": m.memory_bank_.half(), "threshold": m.threshold_,
-                        "pixel_threshold": m.pixel_threshold_} for m in self.members_],
-        }
+        levels = [{**m.bank_state(), "threshold": m.threshold_, "pixel_threshold": m.pixel_threshold_}
+                  for m in self.members_]
+        # every level draws the same projection (same seed and sizes): stored once
+        projection = levels[0]["bank_projection"]
+        shared = all(torch.equal(lv["bank_projection"], projection) for lv in levels)
+        if shared:
+            for lv in levels:
+                del lv["bank_projection"]
+        return {"extractor": extractor_state(self.members_[0].model_.feature_extractor),
+                "bank_projection": projection if shared else torch.empty(0), "levels": levels}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         extractor = extractor_from_state(state["extractor"])
@@ -107,7 +116,8 @@ class PatchCorePyramid(EnsembleScorer):
         self.members_ = []
         for scale, level in zip(self.input_scales, levels, strict=True):
             m = self._level(scale, extractor)
-            m.use_bank(extractor, level["memory_bank"])
+            m.use_bank(extractor, {"bank_projection": state.get("bank_projection", torch.empty(0)),
+                                   **level})
             m.threshold_, m.pixel_threshold_ = float(level["threshold"]), float(level["pixel_threshold"])
             self.members_.append(m)
         self.members = self.members_

@@ -15,7 +15,7 @@ from torch import nn
 from coilmap.errors import InputError
 from detection.anomaly.base import AnomalyScorer, Images, check_images
 from detection.anomaly.features.extractor import extractor_from_state, extractor_state, rounded_to_stored
-from detection.anomaly.patchcore.torch_model import PatchCoreModel, greedy_coreset
+from detection.anomaly.patchcore.torch_model import PatchCoreModel, greedy_coreset, random_projection
 
 
 class PatchCoreScorer(AnomalyScorer):
@@ -38,6 +38,7 @@ class PatchCoreScorer(AnomalyScorer):
         coreset_size: int = 4000,
         max_candidates: int = 100_000,
         projection_dim: int = 64,
+        bank_dim: int | None = None,
         blur_sigma: float = 4.0,
         image_quantile: float = 0.98,
         pixel_quantile: float = 0.995,
@@ -51,6 +52,7 @@ class PatchCoreScorer(AnomalyScorer):
         self.coreset_size = coreset_size
         self.max_candidates = max_candidates
         self.projection_dim = projection_dim
+        self.bank_dim = bank_dim
         self.blur_sigma = blur_sigma
         self.image_quantile = image_quantile
         self.pixel_quantile = pixel_quantile
@@ -72,6 +74,9 @@ class PatchCoreScorer(AnomalyScorer):
                 e = model.embed(batch)
                 embs.append(e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]))
             bank = torch.cat(embs)
+            if self.bank_dim:  # patches compared in a random projection: a smaller bank
+                model.bank_projection = random_projection(bank.shape[1], self.bank_dim, self.seed)
+                bank = bank @ model.bank_projection
             gen = torch.Generator().manual_seed(self.seed)
             if len(bank) > self.max_candidates:
                 bank = bank[torch.randperm(len(bank), generator=gen)[: self.max_candidates]]
@@ -94,16 +99,21 @@ class PatchCoreScorer(AnomalyScorer):
         return super().get_params(deep=False)
 
     def _get_state(self) -> dict[str, Any]:
-        return {"extractor": extractor_state(self.model_.feature_extractor),
-                "memory_bank": self.memory_bank_.half()}
+        return {"extractor": extractor_state(self.model_.feature_extractor), **self.bank_state()}
 
     def _set_state(self, state: dict[str, Any]) -> None:
-        self.use_bank(extractor_from_state(state["extractor"]), state["memory_bank"])
+        self.use_bank(extractor_from_state(state["extractor"]), state)
 
-    def use_bank(self, extractor: nn.Module, memory_bank: torch.Tensor) -> None:
-        """Score with ``extractor`` and a stored ``memory_bank`` (thresholds are set apart)."""
+    def bank_state(self) -> dict[str, torch.Tensor]:
+        """The memory bank (and its projection, if any) as stored: float16."""
+        return {"memory_bank": self.memory_bank_.half(),
+                "bank_projection": self.model_.bank_projection.half()}
+
+    def use_bank(self, extractor: nn.Module, state: dict[str, Any]) -> None:
+        """Score with ``extractor`` and a stored :meth:`bank_state` (thresholds are set apart)."""
         self.feature_extractor = extractor
         self.model_ = PatchCoreModel(extractor, blur_sigma=self.blur_sigma,
                                      patch_stride_px=self.patch_stride_px)
-        self.model_.memory_bank = memory_bank.float()
+        self.model_.memory_bank = state["memory_bank"].float()
+        self.model_.bank_projection = state.get("bank_projection", torch.empty(0)).float()
         self.memory_bank_ = self.model_.memory_bank
