@@ -53,16 +53,28 @@ def normal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _main_ok(args: list[str]) -> None:
+    try:
+        main(args)
+    except SystemExit as exc:  # pragma: no cover - a failure shows in the assertion below
+        assert exc.code == 0
+
+
 @pytest.fixture(scope="module")
 def tiny_model(normal_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model") / "tiny.pt"
-    main_args = ["detect", "train-anomaly", "--normal", str(normal_dir), "--out", str(out),
-                 "--kind", "draem", "--steps", "2", "--input-size", "32", "--width", "4",
-                 "--sources", str(normal_dir)]
-    try:
-        main(main_args)
-    except SystemExit as exc:  # pragma: no cover - a failure shows in the assertion below
-        assert exc.code == 0
+    _main_ok(["detect", "train-anomaly", "--normal", str(normal_dir), "--out", str(out),
+              "--kind", "draem", "--steps", "2", "--input-size", "32", "--width", "4",
+              "--sources", str(normal_dir)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_k3(tiny_model: Path, normal_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with another score window: a second member for ensembles."""
+    out = tmp_path_factory.mktemp("model") / "k3.pt"
+    _main_ok(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal", str(normal_dir),
+              "--out", str(out), "--score-kernel", "3"])
     return out
 
 
@@ -268,11 +280,9 @@ def test_retune_an_ensemble_to_score_in_bf16(tiny_model: Path, normal_dir: Path,
     assert code == 2 and "--input-scale" in err
 
 
-def test_combine_two_models_into_an_ensemble(tiny_model: Path, normal_dir: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    retuned = tmp_path / "k3.pt"
-    assert _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal", str(normal_dir),
-                 "--out", str(retuned), "--score-kernel", "3"], capsys)[0] == 0
+def test_combine_two_models_into_an_ensemble(tiny_model: Path, tiny_k3: Path, normal_dir: Path,
+                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    retuned = tiny_k3
     out = tmp_path / "ens.pt"
     code, _, err = _run(["detect", "combine-anomaly", "--model", str(tiny_model), "--model",
                          str(retuned), "--normal", str(normal_dir), "--out", str(out)], capsys)
@@ -344,13 +354,11 @@ def test_manifest_updates_at_once_keep_every_key(tmp_path: Path) -> None:
     assert manifest["command"] == "train" and len(manifest) == 51
 
 
-def test_a_patchcore_pyramid_over_a_draem_pair(tiny_model: Path, normal_dir: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_patchcore_pyramid_over_a_draem_pair(tiny_model: Path, tiny_k3: Path, normal_dir: Path,
+                                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The default's recipe in small: a bank per scale over both members' encoders, stored
     once; the file scores exactly as the fitted model did."""
-    retuned = tmp_path / "k3.pt"
-    assert _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal", str(normal_dir),
-                 "--out", str(retuned), "--score-kernel", "3"], capsys)[0] == 0
+    retuned = tiny_k3
     pair = tmp_path / "pair.pt"
     assert _run(["detect", "combine-anomaly", "--model", str(tiny_model), "--model", str(retuned),
                  "--normal", str(normal_dir), "--out", str(pair)], capsys)[0] == 0
@@ -389,10 +397,9 @@ def test_a_patchcore_pyramid_over_a_draem_pair(tiny_model: Path, normal_dir: Pat
 
 
 def test_map_only_members_add_to_the_map_not_the_image_score(
-        tiny_model: Path, normal_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    retuned = tmp_path / "k3.pt"
-    assert _run(["detect", "retune-anomaly", "--model", str(tiny_model), "--normal", str(normal_dir),
-                 "--out", str(retuned), "--score-kernel", "3"], capsys)[0] == 0
+        tiny_model: Path, tiny_k3: Path, normal_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    retuned = tiny_k3
     out = tmp_path / "ens.pt"
     code, _, err = _run(["detect", "combine-anomaly", "--model", str(tiny_model), "--map-only",
                          str(retuned), "--normal", str(normal_dir), "--out", str(out)], capsys)
