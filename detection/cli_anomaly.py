@@ -274,8 +274,8 @@ def train_anomaly(
             common.setdefault("input_size", 256)
         elif features_path is not None:
             base = load(features_path)
-            extractor = _draem_encoders(base) or getattr(base, "feature_extractor", None) \
-                or getattr(base, "model_", None)
+            encoders = _draem_encoders(base)
+            extractor = encoders or getattr(base, "feature_extractor", None) or getattr(base, "model_", None)
             if not hasattr(extractor, "features"):
                 raise InputError(f"a {base.kind} model gives no features; use a draem, "
                                  "patchcore or ocsvm model", source=str(features_path))
@@ -283,7 +283,7 @@ def train_anomaly(
             if getattr(base, "input_scale", None) is not None:
                 common.setdefault("input_scale", base.input_scale)
             learnt_normalised = getattr(base, "normalise", False) or (
-                _draem_encoders(base) is not None and all(m.normalise for m in base.members_))
+                encoders is not None and all(m.normalise for m in base.members_))
             if learnt_normalised and kind == "patchcore":
                 common["normalise"] = True  # the features were learned on normalised images
         elif features_kind == "neu":

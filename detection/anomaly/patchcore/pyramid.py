@@ -7,7 +7,7 @@ default DRAEM pair's encoders at a tenth to a quarter of the image's size separa
 defects far better than at the DRAEM scoring scale (each working pixel then sees more of the
 ground pattern), and scales disagree on which defects they find (thin cracks at 0.1-0.15,
 breaks at 0.25), so their mean is better than any one of them (docs/detection-anomaly.md,
-"A memory bank over the default pair's encoders").
+"A memory bank over the pair's encoders").
 
 >>> import numpy as np
 >>> from detection.anomaly.draem.torch_model import DraemModel
@@ -44,7 +44,7 @@ class PatchCorePyramid(EnsembleScorer):
         self,
         *,
         feature_extractor: nn.Module | None = None,
-        input_scales: Sequence[float] = (0.1, 0.15, 0.2, 0.25),
+        input_scales: Sequence[float] = (0.075, 0.1, 0.15, 0.2, 0.25),
         coreset_size: int = 4000,
         bank_dim: int | None = None,
         patch_stride_px: int = 8,
