@@ -451,7 +451,8 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
     """Change how a DRAEM model (or an ensemble of them) scores, without retraining: its
     image-score window, its precision, its map smoothing, its scale or the quantile its pixel
     threshold sits at; thresholds are set again from the val part of --normal (choose with
-    ``evaluate-anomaly --synthetic-val``)."""
+    ``evaluate-anomaly --selection``). Any other model (the default, a PatchCore pyramid with
+    map-only DRAEM members) takes --pixel-quantile alone."""
     import torch
 
     from detection.anomaly.artefact import load, save
@@ -464,8 +465,10 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
     scorer = load(model_path)
     members = scorer.members_ if scorer.kind == "ensemble" else [scorer]
     if any(m.kind != "draem" for m in members):
-        raise InputError(f"a {scorer.kind} model cannot be retuned; give a draem model "
-                         "or an ensemble of draem models", source=str(model_path))
+        if any(c is not None for c in changes[:-1]):
+            raise InputError(f"only --pixel-quantile retunes a {scorer.kind} model that is not "
+                             "made of draem models alone", source=str(model_path))
+        members = []  # only the model's own pixel threshold moves; its members' stay as fitted
     if score_kernel is not None:
         if scorer.kind != "draem":
             raise InputError("--score-kernel applies to a draem model, not an ensemble",
@@ -493,7 +496,7 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
         if pixel_quantile is not None:
             m.pixel_quantile = pixel_quantile
         m._calibrate(val, image_quantile=m.image_quantile, pixel_quantile=m.pixel_quantile)
-    if scorer.kind == "ensemble":
+    if scorer.kind != "draem":
         if pixel_quantile is not None:
             scorer.pixel_quantile = pixel_quantile
         scorer._calibrate(val, image_quantile=scorer.image_quantile,

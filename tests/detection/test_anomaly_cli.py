@@ -383,6 +383,16 @@ def test_a_patchcore_pyramid_over_a_draem_pair(tiny_model: Path, tiny_k3: Path, 
     again = load_scorer(out)
     np.testing.assert_array_equal(again.score_samples(images), pyramid.score_samples(images))
     assert again.score_map(images[0]).shape == images[0].shape
+    # a frame station's retune: only the pixel threshold moves; the decision stays as fitted
+    retuned = tmp_path / "pyramid_q.pt"
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(out), "--normal", str(normal_dir),
+                         "--out", str(retuned), "--pixel-quantile", "0.9999"], capsys)
+    assert code == 0, err
+    q = load_scorer(retuned)
+    assert q.pixel_threshold_ >= pyramid.pixel_threshold_ and q.threshold_ == pyramid.threshold_
+    code, _, err = _run(["detect", "retune-anomaly", "--model", str(out), "--normal", str(normal_dir),
+                         "--out", str(retuned), "--map-sigma", "2"], capsys)
+    assert code == 2 and "only --pixel-quantile" in err
     for args, message in (
         (["--pyramid-scales", "0.5,x"], "comma-separated numbers"),
         (["--pyramid-scales", "0.5,0.5"], "distinct factors"),
