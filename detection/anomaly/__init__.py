@@ -3,7 +3,9 @@
 - :mod:`~detection.anomaly.draem`: DRAEM (synthetic Perlin anomalies, reconstructive and
   discriminative sub-networks); its discriminative encoder is the project's learned feature
   extractor;
-- :mod:`~detection.anomaly.patchcore`: memory-bank nearest neighbours over those features;
+- :mod:`~detection.anomaly.patchcore`: memory-bank nearest neighbours over those features, at
+  one scale or as a pyramid of scales (the default model's decision: a pyramid over both
+  encoders of a DRAEM pair, whose own maps sharpen the outlines);
 - :mod:`~detection.anomaly.ssim_ae`: the SSIM autoencoder with a sliding window;
 - :mod:`~detection.anomaly.ocsvm`: a one-class SVM over the same features (baseline).
 
