@@ -32,7 +32,8 @@ def upgrade() -> None:
         sa.Column("model_version", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["observation_id"], ["observations.id"], name=op.f("fk_fusion_results_observation_id_observations")
+            ["observation_id"], ["observations.id"],
+            name=op.f("fk_fusion_results_observation_id_observations"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_fusion_results")),
         sa.UniqueConstraint("observation_id", name=op.f("uq_fusion_results_observation_id")),
