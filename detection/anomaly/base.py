@@ -114,11 +114,14 @@ class AnomalyScorer(BaseEstimator):
         if not hasattr(self, "threshold_"):
             raise InputError(f"this {type(self).__name__} is not fitted yet; call fit first")
 
-    def _batches(self, images: list[np.ndarray]) -> Iterator[torch.Tensor]:
+    def _batches(self, images: list[np.ndarray],
+                 normalised: list[np.ndarray] | None = None) -> Iterator[torch.Tensor]:
         """The images at working resolution: kept in order, consecutive images of one shape
-        batched together (``input_scale``, e.g. the tiles of a frame), or square batches."""
+        batched together (``input_scale``, e.g. the tiles of a frame), or square batches.
+        ``normalised``: the same images gain-normalised already (an ensemble computes them once
+        for all its members), used if this scorer normalises."""
         if getattr(self, "normalise", False):
-            images = [gain_normalise(im) for im in images]
+            images = normalised if normalised is not None else [gain_normalise(im) for im in images]
         if self.input_scale is not None:
             start = 0
             while start < len(images):
@@ -132,11 +135,12 @@ class AnomalyScorer(BaseEstimator):
             for start in range(0, len(images), self.batch_size):
                 yield resize_batch(images[start : start + self.batch_size], self.input_size)
 
-    def _score_all(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    def _score_all(self, images: list[np.ndarray],
+                   normalised: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
         maps: list[np.ndarray] = []
         scores: list[np.ndarray] = []
         with torch.inference_mode():
-            for batch in self._batches(images):
+            for batch in self._batches(images, normalised):
                 m, s = self._score_batch(batch)
                 maps.extend(m)
                 scores.append(s)

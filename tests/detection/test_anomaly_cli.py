@@ -474,3 +474,22 @@ def test_real_defect_selection_set(tiny_model: Path, normal_dir: Path, tmp_path:
     code, _, err = _run(["detect", "evaluate-anomaly", "--model", str(model), "--data", str(root),
                          "--selection", "--synthetic-val"], capsys)
     assert code == 2 and "one at a time" in err
+
+
+def test_an_ensemble_normalises_each_image_once_for_all_members(tiny_model: Path, tiny_k3: Path,
+                                                                normal_dir: Path) -> None:
+    """Members that gain-normalise get the images normalised once by the ensemble: the same
+    scores and maps as each member normalising for itself."""
+    from detection.anomaly.ensemble.scorer import EnsembleScorer
+
+    a, b = load_scorer(tiny_model), load_scorer(tiny_k3)
+    a.normalise = b.normalise = True
+    images = [np.asarray(Image.open(p), np.float32) / 300 for p in sorted(normal_dir.glob("*.jpg"))[:5]]
+    ens = EnsembleScorer(members=[a, b]).fit(None, X_val=images)
+    assert ens.normalises()
+    maps, scores = ens.score_maps_and_samples(images)
+    alone = [m.score_maps_and_samples(images) for m in (a, b)]
+    np.testing.assert_allclose(scores, (alone[0][1] / a.threshold_ + alone[1][1] / b.threshold_) / 2,
+                               rtol=1e-6)
+    np.testing.assert_allclose(maps[0], (alone[0][0][0] / a.pixel_threshold_
+                                         + alone[1][0][0] / b.pixel_threshold_) / 2, rtol=1e-5)

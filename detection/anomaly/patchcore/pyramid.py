@@ -79,8 +79,14 @@ class PatchCorePyramid(EnsembleScorer):
     def _normalised(self, images: list[np.ndarray]) -> list[np.ndarray]:
         return [gain_normalise(im) for im in images] if self.normalise else images
 
-    def _score_all(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-        return super()._score_all(self._normalised(images))
+    def normalises(self) -> bool:
+        return self.normalise
+
+    def _score_all(self, images: list[np.ndarray],
+                   normalised: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+        if self.normalise:  # its levels do not normalise: it does, once for all of them
+            images = normalised if normalised is not None else self._normalised(images)
+        return super()._score_all(images, normalised=images)  # (nothing left to normalise)
 
     def fit(self, X: Images | None = None, y: Any = None, *, X_val: Images | None = None) -> PatchCorePyramid:
         """One bank per scale from ``X`` (defect-free), thresholds from ``X_val``."""
