@@ -24,14 +24,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from coilmap.errors import InputError
-from detection.anomaly.base import Images, check_images, gain_normalise
+from detection.anomaly.base import Images, check_images
 from detection.anomaly.ensemble.scorer import EnsembleScorer
-from detection.anomaly.features.extractor import extractor_from_state, extractor_state, rounded_to_stored
+from detection.anomaly.features.extractor import extractor_from_state, extractor_state
 from detection.anomaly.patchcore.scorer import PatchCoreScorer
 
 
@@ -66,27 +65,14 @@ class PatchCorePyramid(EnsembleScorer):
         self.seed = seed
 
     def _level(self, scale: float, extractor: nn.Module) -> PatchCoreScorer:
-        # the pyramid brings the images to one grey level once, for every scale (the median of
-        # each full image, computed at each level, was a third of the scoring time)
+        # every level normalises; scoring, the ensemble takes each image's median once for all
         return PatchCoreScorer(
             feature_extractor=extractor, input_scale=float(scale), coreset_size=self.coreset_size,
             bank_dim=self.bank_dim,
             patch_stride_px=self.patch_stride_px, blur_sigma=self.blur_sigma,
-            normalise=False, image_quantile=self.image_quantile,
+            normalise=self.normalise, image_quantile=self.image_quantile,
             pixel_quantile=self.pixel_quantile, seed=self.seed,
         )
-
-    def _normalised(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        return [gain_normalise(im) for im in images] if self.normalise else images
-
-    def normalises(self) -> bool:
-        return self.normalise
-
-    def _score_all(self, images: list[np.ndarray],
-                   normalised: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-        if self.normalise:  # its levels do not normalise: it does, once for all of them
-            images = normalised if normalised is not None else self._normalised(images)
-        return super()._score_all(images, normalised=images)  # (nothing left to normalise)
 
     def fit(self, X: Images | None = None, y: Any = None, *, X_val: Images | None = None) -> PatchCorePyramid:
         """One bank per scale from ``X`` (defect-free), thresholds from ``X_val``."""
@@ -98,11 +84,9 @@ class PatchCorePyramid(EnsembleScorer):
             raise InputError(f"input scales: distinct factors in (0, 4], not {list(self.input_scales)}")
         if X_val is None:
             raise InputError("a PatchCore pyramid sets its thresholds from defect-free validation images")
-        train = self._normalised(check_images(X, what="training images"))
+        train = check_images(X, what="training images")
         val = check_images(X_val, what="validation images")
-        extractor = rounded_to_stored(self.feature_extractor).eval()
-        self.members_ = [self._level(s, extractor).fit(train, X_val=self._normalised(val))
-                         for s in scales]
+        self.members_ = [self._level(s, self.feature_extractor).fit(train, X_val=val) for s in scales]
         self._calibrate(val, image_quantile=self.image_quantile, pixel_quantile=self.pixel_quantile)
         return self
 
