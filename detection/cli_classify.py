@@ -326,7 +326,8 @@ def train_segmenter(
     "model_path",
     type=click.Path(),
     default=None,
-    help="A segmenter model file; default: detection/default_models/mt_segmenter.pt.",
+    help="A segmenter model file; default: detection/default_models/mt_segmenter_stacked.pt (the "
+    "default segmenter's masks, each image's class from a head over it and the default anomaly model).",
 )
 @click.option(
     "--masks-dir",
@@ -337,16 +338,15 @@ def train_segmenter(
 )
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ...]) -> None:
-    """Print CSV path,label,confidence per IMAGE: the defect class furthest over its own
-    threshold and its probability, or Free where every class stays below its threshold, with
-    how far below (0.5 at a threshold, towards 1 far below every one)."""
-    import numpy as np
-
+    """Print CSV path,label,confidence per IMAGE: the class the model calls and its
+    confidence. A stacked model (the default) calls the class its head finds most probable,
+    Free included, with that probability; a plain segmenter the defect class furthest over its
+    own threshold and its probability, or Free where every class stays below its threshold,
+    with how far below (0.5 at a threshold, towards 1 far below every one)."""
     from detection.images import load_gray, save_gray
-    from detection.segmentation import load_segmenter
-    from detection.segmentation.metrics import class_margins
+    from detection.segmentation import DEFAULT_STACKED_MODEL, load_segmenter
 
-    seg = load_segmenter(model_path)
+    seg = load_segmenter(model_path or DEFAULT_STACKED_MODEL)
     files = _expand(images)
     out = Path(masks_dir) if masks_dir else None
     if out is not None:
@@ -361,11 +361,7 @@ def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ..
             probas, maps = seg.predict_all([im])
             proba = probas[0]
         label = str(seg.labels(proba[None])[0])
-        if label != "Free":
-            conf = float(proba[seg.classes_.index(label)])
-        else:  # the sigmoid of how far (in logits) the closest class stays below its threshold
-            conf = float(1.0 / (1.0 + np.exp(class_margins(proba[None], seg.image_thresholds_).max())))
-        writer.writerow([str(p), label, f"{conf:.4f}"])
+        writer.writerow([str(p), label, f"{float(seg.confidences(proba[None])[0]):.4f}"])
         if out is not None:
             mask = seg.pixel_labels(probas, maps)[0] > 0  # the called class's pixels
             save_gray(out / f"{p.stem}_mask.png", mask.astype(float))

@@ -11,6 +11,8 @@ from pathlib import Path
 from detection.segmentation.estimator import DefectSegmenter
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "default_models" / "mt_segmenter.pt"
+# the default segmenter's masks, each image's class from a head over it and the anomaly default
+DEFAULT_STACKED_MODEL = DEFAULT_MODEL.with_name("mt_segmenter_stacked.pt")
 
 
 def load_segmenter(path: str | Path | None = None) -> DefectSegmenter:
@@ -18,4 +20,4 @@ def load_segmenter(path: str | Path | None = None) -> DefectSegmenter:
     return DefectSegmenter.load(DEFAULT_MODEL if path is None else path)
 
 
-__all__ = ["DEFAULT_MODEL", "DefectSegmenter", "load_segmenter"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_STACKED_MODEL", "DefectSegmenter", "load_segmenter"]

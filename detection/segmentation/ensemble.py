@@ -32,7 +32,6 @@ import numpy as np
 import torch
 
 from coilmap.errors import InputError
-from detection.classifier.artefact import save_model
 from detection.segmentation.estimator import DefectSegmenter, image_thresholds_of
 
 ARCHITECTURE = "SegmenterEnsemble"
@@ -104,11 +103,8 @@ class SegmenterEnsemble(DefectSegmenter):
             "pixel_threshold": self.pixel_threshold_,
         }
 
-    def save(self, path: str | Path, manifest: dict[str, Any]) -> Path:
-        state = {
-            f"member{i}.{k}": v for i, m in enumerate(self.members) for k, v in m.net_.state_dict().items()
-        }
-        return save_model(path, kind="segmenter", config=self.config(), state_dict=state, manifest=manifest)
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {f"member{i}.{k}": v for i, m in enumerate(self.members) for k, v in m.weights().items()}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]

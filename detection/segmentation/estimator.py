@@ -475,10 +475,30 @@ class DefectSegmenter:
 
     def labels(self, proba: np.ndarray, free_label: str = "Free") -> np.ndarray:
         """:meth:`predict` from image-level probabilities already computed (N, n_classes)."""
+        names = np.array([free_label, *self.classes_], dtype=object)
+        return names[self.calls(proba)]
+
+    def calls(self, proba: np.ndarray) -> np.ndarray:
+        """Each image's call from its class probabilities: 0 defect-free, ``k + 1`` class ``k``
+        (the class furthest over its own threshold, in logits)."""
         from detection.segmentation.metrics import decide
 
-        names = np.array([free_label, *self.classes_], dtype=object)
-        return names[decide(proba, self.image_thresholds_)]
+        return decide(np.asarray(proba), self.image_thresholds_)
+
+    def free_scores(self, proba: np.ndarray) -> np.ndarray:
+        """How defect-free each image looks (higher: more), the defect-free class's AP score:
+        how far every class stays below its own threshold, in logits."""
+        from detection.segmentation.metrics import class_margins
+
+        return -class_margins(np.asarray(proba), self.image_thresholds_).max(1)
+
+    def confidences(self, proba: np.ndarray) -> np.ndarray:
+        """The confidence of each call: the called class's probability, or for a defect-free
+        call the sigmoid of how far the closest class stays below its threshold."""
+        p = np.asarray(proba, dtype=np.float64)
+        calls = self.calls(p)
+        below = 1.0 / (1.0 + np.exp(-self.free_scores(p)))
+        return np.array([below[i] if c == 0 else p[i, c - 1] for i, c in enumerate(calls)])
 
     def predict_masks(self, images01: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per-class defect probability maps, each (n_classes, H, W) at its image's size."""
@@ -514,10 +534,10 @@ class DefectSegmenter:
         docs/detection-classification.md).
         ``proba`` and ``maps`` are :meth:`predict_all`'s.
         """
-        from detection.segmentation.metrics import decide, most_probable_labels
+        from detection.segmentation.metrics import most_probable_labels
 
         t = self.pixel_threshold_ if threshold is None else threshold
-        calls = decide(np.asarray(proba), self.image_thresholds_) if len(maps) else []
+        calls = self.calls(proba) if len(maps) else []
         out = []
         for call, prob in zip(calls, maps, strict=True):
             if self.gate_masks:
@@ -554,14 +574,13 @@ class DefectSegmenter:
             "best_epoch": self.best_epoch_,
         }
 
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The state a model file keeps beside :meth:`config`."""
+        return self.net_.state_dict()
+
     def save(self, path: str | Path, manifest: dict[str, Any]) -> Path:
-        return save_model(
-            path,
-            kind="segmenter",
-            config=self.config(),
-            state_dict=self.net_.state_dict(),
-            manifest=manifest,
-        )
+        return save_model(path, kind="segmenter", config=self.config(), state_dict=self.weights(),
+                          manifest=manifest)
 
     @classmethod
     def load(cls, path: str | Path) -> DefectSegmenter:
@@ -571,11 +590,7 @@ class DefectSegmenter:
     @classmethod
     def _from_file(cls, path: str | Path):  # type: ignore[no-untyped-def]
         config, state = load_model(path, kind="segmenter")
-        if config.get("architecture") == "SegmenterEnsemble":
-            from detection.segmentation.ensemble import SegmenterEnsemble
-
-            return SegmenterEnsemble.from_config(config, state, path)
-        return cls.from_config(config, state, path)
+        return segmenter_from_config(config, state, path)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
@@ -601,6 +616,20 @@ class DefectSegmenter:
             ) from exc
         seg.net_ = mixed_precision.prepare(net.eval(), "fp32", training=False)
         return seg
+
+
+def segmenter_from_config(config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
+    """A trained segmenter of any architecture from a model file's config and weights."""
+    architecture = config.get("architecture")
+    if architecture == "SegmenterEnsemble":
+        from detection.segmentation.ensemble import SegmenterEnsemble
+
+        return SegmenterEnsemble.from_config(config, state, path)
+    if architecture == "StackedSegmenter":
+        from detection.segmentation.stacked import StackedSegmenter
+
+        return StackedSegmenter.from_config(config, state, path)
+    return DefectSegmenter.from_config(config, state, path)
 
 
 def image_thresholds_of(config: dict[str, Any]) -> list[float]:

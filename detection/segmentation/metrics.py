@@ -73,20 +73,23 @@ def per_class_thresholds(free_scores: np.ndarray, alarm_rate: float) -> np.ndarr
 
 def image_level_metrics(
     y_true: np.ndarray, defect_scores: np.ndarray, classes: Sequence[str],
-    threshold: float | Sequence[float],
+    threshold: float | Sequence[float], *, free_score: np.ndarray | None = None,
+    pred: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """``y_true`` 0 = defect-free, k + 1 = defect class k; ``defect_scores`` (N, n_defect);
-    ``threshold`` one for every class, or one per defect class."""
+    ``threshold`` one for every class, or one per defect class. A model that scores the
+    defect-free class and calls images its own way passes ``free_score`` and ``pred``."""
     y = np.asarray(y_true, dtype=int)
     s = np.asarray(defect_scores, dtype=np.float64)
     per_class = np.ndim(threshold) > 0 and len(set(np.ravel(threshold))) > 1
-    free_score = -class_margins(s, threshold).max(1) if per_class else 1.0 - s.max(1)
+    if free_score is None:
+        free_score = -class_margins(s, threshold).max(1) if per_class else 1.0 - s.max(1)
     scores = np.column_stack([free_score, s])
     ap = {}
     for k, c in enumerate(classes):
         pos = y == k
         ap[c] = float(average_precision_score(pos, scores[:, k])) if pos.any() else None
-    pred = decide(s, threshold)
+    pred = decide(s, threshold) if pred is None else np.asarray(pred, dtype=int)
     m = classification_metrics(y, pred, classes)
     present = [v for v in ap.values() if v is not None]
     m.update(AP=ap, mAP=float(np.mean(present)) if present else float("nan"),

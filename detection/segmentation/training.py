@@ -66,7 +66,8 @@ def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str
     y = np.array([all_classes.index(it.label) for it in items])
     lows = seg.low_res_logits(images)  # one pass serves the figures and the selection criterion
     scores, probs = seg.predict_all(images, lows=lows)
-    out = image_level_metrics(y, scores, all_classes, seg.image_thresholds_)
+    out = image_level_metrics(y, scores, all_classes, seg.image_thresholds_,
+                              free_score=seg.free_scores(scores), pred=seg.calls(scores))
     names = ["background", *seg.classes_]
     acc = IoUAccumulator(len(seg.classes_))
     # The same IoU counted only over each class's own images (false alarms elsewhere ignored).

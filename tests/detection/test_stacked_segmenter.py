@@ -1,0 +1,138 @@
+"""A segmenter and an anomaly scorer read together by a logistic head (``StackedSegmenter``,
+``coilmap detect stack-segmenter``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from coilmap.errors import InputError
+from detection.anomaly import artefact
+from detection.anomaly.draem.torch_model import DraemModel
+from detection.anomaly.features.draem_encoders import DraemEncoders
+from detection.anomaly.patchcore.scorer import PatchCoreScorer
+from detection.classifier.artefact import manifest_path
+from detection.cli_classify import evaluate, segment
+from detection.cli_stacked import stack_segmenter
+from detection.segmentation import DEFAULT_MODEL, DefectSegmenter, load_segmenter
+from detection.segmentation.head import fit_head
+from detection.segmentation.stacked import StackedSegmenter
+from tests.detection.test_segmentation import TINY, _tiles, _write_mt_layout
+
+REPO = Path(__file__).resolve().parents[2]
+STACKED_DEFAULT = REPO / "detection" / "default_models" / "mt_segmenter_stacked.pt"
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A TINY segmenter, a PatchCore scorer over two untrained DRAEM encoders saved to a file,
+    and 30 labelled tiles (0 clean, 1 blob, 2 bar)."""
+    rng = np.random.default_rng(3)
+    x, m = _tiles(30, rng)
+    y = np.array([int(mk.max()) for mk in m])
+    seg = DefectSegmenter(**TINY, epochs=2).fit(x, m, classes=["blob", "bar"], n_synthetic=0)
+    torch.manual_seed(0)
+    encoders = DraemEncoders.of([DraemModel(base_width=4), DraemModel(base_width=4)])
+    clean = [im for im, c in zip(x, y, strict=True) if c == 0]
+    scorer = PatchCoreScorer(feature_extractor=encoders, input_scale=1.0, coreset_size=100,
+                             patch_stride_px=4).fit(clean[:6], X_val=clean[6:])
+    folder = tmp_path_factory.mktemp("stacked")
+    anomaly_file = folder / "anomaly.pt"
+    artefact.save(scorer, anomaly_file, training_data={"images": 6}, manifest={"command": "test"})
+    return {"x": x, "m": m, "y": y, "seg": seg, "anomaly_file": anomaly_file, "folder": folder}
+
+
+def _stacked(parts: dict) -> StackedSegmenter:
+    return StackedSegmenter(parts["seg"], artefact.load(parts["anomaly_file"]), parts["anomaly_file"],
+                            c_grid=(0.1, 1.0), folds=3).fit(parts["x"], parts["y"])
+
+
+def test_the_head_calls_each_image_and_a_saved_model_scores_exactly_as_fitted(parts: dict) -> None:
+    stacked = _stacked(parts)
+    proba, maps = stacked.predict_all(parts["x"])
+    assert proba.shape == (30, 2) and len(maps) == 30 and maps[0].shape == (2, *parts["x"][0].shape)
+    assert np.all(proba.sum(1) <= 1 + 1e-9)
+    calls = stacked.calls(proba)
+    assert np.array_equal(calls, np.column_stack([1 - proba.sum(1), proba]).argmax(1))
+    # the obvious tiles: the head learns them (in-sample)
+    assert (calls == parts["y"]).mean() > 0.8
+    assert set(stacked.cv_map_) == {0.1, 1.0} and stacked.head_.c in stacked.cv_map_
+    masks = stacked.pixel_labels(proba, maps)
+    for call, mask in zip(calls, masks, strict=True):  # a mask holds only the called class
+        assert set(np.unique(mask)) <= {0, int(call)}
+    path = parts["folder"] / "stacked.pt"
+    stacked.save(path, {"command": "test"})
+    back = load_segmenter(path)
+    assert isinstance(back, StackedSegmenter)
+    again, _ = back.predict_all(parts["x"])
+    np.testing.assert_allclose(again, proba, atol=1e-4)  # the segmenter's weights are float16 in files
+
+
+def test_a_missing_or_changed_anomaly_model_is_named_on_loading(parts: dict, tmp_path: Path) -> None:
+    anomaly = tmp_path / "a.pt"
+    shutil.copy(parts["anomaly_file"], anomaly)
+    stacked = StackedSegmenter(parts["seg"], artefact.load(anomaly), anomaly, c_grid=(1.0,), folds=3)
+    stacked.fit(parts["x"], parts["y"]).save(tmp_path / "s.pt", {"command": "test"})
+    anomaly.write_bytes(anomaly.read_bytes() + b"\0")
+    with pytest.raises(InputError, match="SHA-256 differs"):
+        load_segmenter(tmp_path / "s.pt")
+    anomaly.unlink()
+    with pytest.raises(InputError, match="is not there"):
+        load_segmenter(tmp_path / "s.pt")
+
+
+def test_an_anomaly_scorer_without_a_feature_extractor_is_refused(parts: dict) -> None:
+    from detection.anomaly.ssim_ae.scorer import SsimAeScorer
+
+    with pytest.raises(InputError, match="no PatchCore feature extractor"):
+        StackedSegmenter(parts["seg"], SsimAeScorer(), parts["anomaly_file"])
+
+
+def test_a_class_with_fewer_images_than_folds_is_refused() -> None:
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    with pytest.raises(InputError, match="at least 5 images"):
+        fit_head(X, np.array([0] * 10 + [1] * 2), 2, folds=5)
+
+
+def test_stack_segment_evaluate_from_the_command_line(parts: dict, tmp_path: Path) -> None:
+    data = _write_mt_layout(tmp_path / "mt")
+    seg_file = tmp_path / "seg.pt"
+    classes = DefectSegmenter(**TINY, epochs=1)
+    x, m = _tiles(12, np.random.default_rng(4))
+    classes.fit(x, m, classes=["Bar", "Blob"], n_synthetic=0).save(seg_file, {"command": "test"})
+    out = tmp_path / "stacked.pt"
+    runner = CliRunner()
+    res = runner.invoke(stack_segmenter, ["--segmenter", str(seg_file), "--anomaly", str(parts["anomaly_file"]),
+                                          "--data", str(data), "--out", str(out), "--folds", "2",
+                                          "--c-grid", "0.5,2"])
+    assert res.exit_code == 0, res.output
+    assert "cross-validated mAP by C: 0.5" in res.output and "mAP (all classes)" in res.output
+    manifest = json.loads(manifest_path(out).read_text())
+    assert manifest["command"].startswith("coilmap detect stack-segmenter --segmenter")
+    assert set(manifest["metrics"]["cv_mAP"]) == {"0.5", "2.0"} and manifest["metrics"]["test"]["n"] > 0
+    res = runner.invoke(segment, ["--model", str(out), str(data / "MT_Blob" / "Imgs" / "t1.jpg")])
+    assert res.exit_code == 0, res.output
+    label, confidence = res.output.splitlines()[1].split(",")[1:]
+    assert label in {"Free", "Bar", "Blob"} and 1 / 3 <= float(confidence) <= 1
+    res = runner.invoke(evaluate, ["--model", str(out), "--data", str(data), "--part", "all"])
+    assert res.exit_code == 0, res.output
+    assert "mAP (all classes)" in res.output
+    res = runner.invoke(stack_segmenter, ["--data", str(data), "--out", str(out), "--c-grid", "0,x"])
+    assert isinstance(res.exception, InputError) and "--c-grid" in str(res.exception)
+
+
+@pytest.mark.skipif(not STACKED_DEFAULT.is_file(), reason="the stacked default is not committed")
+def test_the_default_stacked_model_beats_its_segmenter_on_the_test_part() -> None:
+    manifest = json.loads(manifest_path(STACKED_DEFAULT).read_text())
+    assert manifest["command"].startswith("coilmap detect stack-segmenter")
+    seg_manifest = json.loads(manifest_path(DEFAULT_MODEL).read_text())
+    assert manifest["metrics"]["test"]["mAP"] > seg_manifest["metrics"]["test"]["mAP"]
+    stacked = load_segmenter(STACKED_DEFAULT)  # checks the anomaly model's SHA-256 too
+    assert isinstance(stacked, StackedSegmenter)
+    assert stacked.classes_ == ["Blowhole", "Break", "Crack", "Fray", "Uneven"]
