@@ -40,9 +40,10 @@ def main(argv: list[str] | None = None) -> None:
         seg = load_segmenter(path)
         seg.predict_all(images[:1])  # warm-up
         best = best_seconds(partial(seg.predict_all, images), args.repeats)
+        masks = getattr(seg, "segmenter", seg)  # a stacked model: the segmenter that draws its masks
         print(json.dumps({
-            "model": str(path), "members": len(getattr(seg, "members", [seg])),
-            "flips": bool(getattr(seg, "flips", False)), "images": len(images),
+            "model": str(path), "stacked": masks is not seg, "members": len(getattr(masks, "members", [masks])),
+            "flips": bool(getattr(masks, "flips", False)), "images": len(images),
             "threads": args.threads, "best_seconds": round(best, 3),
             "images_per_second": round(len(images) / best, 1),
             "megapixels_per_second": round(megapixels / best, 2),

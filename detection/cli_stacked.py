@@ -99,7 +99,8 @@ def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data
                   "and thresholds), the anomaly scorer on MT_Free train; the head on train + val, "
                   f"its C by {folds}-fold cross-validated mAP there; test = figures",
         # the two models, named relative to this one's folder
-        "segmenter": {"model": _relative(seg_path, out_path), "command": read_manifest(seg_path).get("command")},
+        "segmenter": {"model": _relative(seg_path, out_path),
+                      "command": read_manifest(seg_path).get("command")},
         "anomaly": {"model": _relative(anomaly_file, out_path),
                     "command": read_manifest(anomaly_file).get("command")},
         "train_seconds": fit_seconds,

@@ -38,8 +38,9 @@ def save_model(
     """Write the model file and its ``.json`` manifest; returns the manifest's path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # float32 weights are kept as float16 (small files); float64 arrays (a fitted head) exactly
     compact = {
-        k: v.detach().to(torch.float16).contiguous() if v.is_floating_point() else v.detach()
+        k: v.detach().to(torch.float16).contiguous() if v.dtype == torch.float32 else v.detach()
         for k, v in state_dict.items()
     }
     blob = {
@@ -81,7 +82,7 @@ def load_model(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, t
     blob = _read(path)
     if blob.get("kind") != kind:
         raise InputError(f"a {blob.get('kind')} model, not a {kind}", source=str(path))
-    state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    state = {k: v.to(torch.float32) if v.dtype == torch.float16 else v for k, v in blob["state_dict"].items()}
     return blob["config"], state
 
 

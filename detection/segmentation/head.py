@@ -1,8 +1,8 @@
 """A multinomial logistic head over evidence vectors, its strength chosen by cross-validated mAP.
 
 Fitted with scikit-learn (standardised features, balanced class weights), kept as plain arrays:
-prediction is a softmax of one matrix product, and the arrays go into a model file's config
-exactly (no float16 rounding of the weights).
+prediction is a softmax of one matrix product, and the arrays go into a model file
+exactly (float64, no float16 rounding of the weights).
 
 >>> rng = np.random.default_rng(0)
 >>> y = np.repeat([0, 1, 2], 20)
@@ -12,7 +12,7 @@ exactly (no float16 rounding of the weights).
 ((60, 3), True)
 >>> sorted(table) == [0.1, 1.0] and head.c in table
 True
->>> LogisticHead.from_config(head.config()).proba(X[:2]).round(6).tolist() == head.proba(X[:2]).round(6).tolist()
+>>> bool(np.array_equal(LogisticHead.from_state(head.state(), head.c).proba(X), head.proba(X)))
 True
 """
 
@@ -21,14 +21,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold
 
 from coilmap.errors import InputError
+
+_ARRAYS = ("mean", "scale", "coef", "intercept")
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,13 @@ class LogisticHead:
         e = np.exp(z)
         return e / e.sum(1, keepdims=True)
 
-    def config(self) -> dict[str, Any]:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
-                "intercept": self.intercept.tolist(), "c": self.c}
+    def state(self) -> dict[str, torch.Tensor]:
+        """The arrays as float64 tensors (a model file keeps them exactly)."""
+        return {k: torch.from_numpy(np.asarray(getattr(self, k), dtype=np.float64)) for k in _ARRAYS}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> LogisticHead:
-        arrays = {k: np.asarray(config[k], dtype=np.float64) for k in ("mean", "scale", "coef", "intercept")}
-        return cls(**arrays, c=float(config["c"]))
+    def from_state(cls, state: dict[str, torch.Tensor], c: float) -> LogisticHead:
+        return cls(**{k: state[k].double().numpy() for k in _ARRAYS}, c=float(c))
 
 
 def mean_average_precision(y: np.ndarray, proba: np.ndarray) -> float:
@@ -101,6 +102,7 @@ def _fit(X: np.ndarray, y: np.ndarray, n_classes: int, c: float) -> LogisticHead
         lr.fit((X - mean) / scale, y)
     coef = np.zeros((n_classes, X.shape[1]))
     intercept = np.full(n_classes, -1e9)  # a class absent from this fold is never predicted
-    coef[lr.classes_] = lr.coef_ if len(lr.classes_) > 2 else np.vstack([-lr.coef_, lr.coef_]) / 2
-    intercept[lr.classes_] = lr.intercept_ if len(lr.classes_) > 2 else np.array([-1, 1]) * lr.intercept_[0] / 2
+    binary = len(lr.classes_) == 2  # one row of weights for the second class against the first
+    coef[lr.classes_] = np.vstack([-lr.coef_, lr.coef_]) / 2 if binary else lr.coef_
+    intercept[lr.classes_] = np.array([-1, 1]) * lr.intercept_[0] / 2 if binary else lr.intercept_
     return LogisticHead(mean, scale, coef, intercept, c)

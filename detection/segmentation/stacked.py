@@ -34,7 +34,11 @@ from detection.anomaly.base import AnomalyScorer
 from detection.classifier.artefact import save_model
 from detection.segmentation.estimator import DefectSegmenter, segmenter_from_config
 from detection.segmentation.evidence import (
-    BLOB_FEATURES, ENCODER_SCALES, encoder_statistics, evidence_row, peak_position,
+    BLOB_FEATURES,
+    ENCODER_SCALES,
+    encoder_statistics,
+    evidence_row,
+    peak_position,
 )
 from detection.segmentation.head import LogisticHead, fit_head
 from detection.segmentation.metrics import class_margins
@@ -176,7 +180,7 @@ class StackedSegmenter(DefectSegmenter):
             "segmenter": self.segmenter.config(),
             "anomaly_file": os.path.relpath(self.anomaly_file.resolve(), Path(model_path).resolve().parent),
             "anomaly_sha256": sha256_of(self.anomaly_file),
-            "head": self.head_.config(),
+            "head_c": self.head_.c,
             "cv_map": {str(c): v for c, v in self.cv_map_.items()},
             "c_grid": self.c_grid, "folds": self.folds, "seed": self.seed,
             "classes": list(self.classes_),
@@ -185,7 +189,8 @@ class StackedSegmenter(DefectSegmenter):
         }
 
     def weights(self) -> dict[str, torch.Tensor]:
-        return {f"segmenter.{k}": v for k, v in self.segmenter.weights().items()}
+        return {**{f"segmenter.{k}": v for k, v in self.segmenter.weights().items()},
+                **{f"head.{k}": v for k, v in self.head_.state().items()}}
 
     def save(self, path: str | Path, manifest: dict[str, Any]) -> Path:
         return save_model(path, kind="segmenter", config=self.config_for(path), state_dict=self.weights(),
@@ -207,6 +212,10 @@ class StackedSegmenter(DefectSegmenter):
                              "was fitted with (its SHA-256 differs); refit the head", source=str(path))
         stacked = cls(segmenter, artefact.load(anomaly_file), anomaly_file, c_grid=config["c_grid"],
                       folds=int(config["folds"]), seed=int(config["seed"]))
-        stacked.head_ = LogisticHead.from_config(config["head"])
+        head_state = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
+        try:
+            stacked.head_ = LogisticHead.from_state(head_state, config["head_c"])
+        except KeyError as exc:
+            raise InputError(f"the model file holds no head array {exc}", source=str(path)) from exc
         stacked.cv_map_ = {float(c): float(v) for c, v in config["cv_map"].items()}
         return stacked

@@ -108,9 +108,9 @@ def test_stack_segment_evaluate_from_the_command_line(parts: dict, tmp_path: Pat
     classes.fit(x, m, classes=["Bar", "Blob"], n_synthetic=0).save(seg_file, {"command": "test"})
     out = tmp_path / "stacked.pt"
     runner = CliRunner()
-    res = runner.invoke(stack_segmenter, ["--segmenter", str(seg_file), "--anomaly", str(parts["anomaly_file"]),
-                                          "--data", str(data), "--out", str(out), "--folds", "2",
-                                          "--c-grid", "0.5,2"])
+    res = runner.invoke(stack_segmenter, [
+        "--segmenter", str(seg_file), "--anomaly", str(parts["anomaly_file"]), "--data", str(data),
+        "--out", str(out), "--folds", "2", "--c-grid", "0.5,2"])
     assert res.exit_code == 0, res.output
     assert "cross-validated mAP by C: 0.5" in res.output and "mAP (all classes)" in res.output
     manifest = json.loads(manifest_path(out).read_text())
