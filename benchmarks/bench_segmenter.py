@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
         best = best_seconds(partial(seg.predict_all, images), args.repeats)
         masks = getattr(seg, "segmenter", seg)  # a stacked model: the segmenter that draws its masks
         print(json.dumps({
-            "model": str(path), "stacked": masks is not seg, "members": len(getattr(masks, "members", [masks])),
+            "model": str(path), "stacked": masks is not seg,
+            "members": len(getattr(masks, "members", [masks])),
             "flips": bool(getattr(masks, "flips", False)), "images": len(images),
             "threads": args.threads, "best_seconds": round(best, 3),
             "images_per_second": round(len(images) / best, 1),

@@ -49,11 +49,14 @@ def _relative(path: Path, model_path: Path) -> str:
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
 @click.option("--c-grid", default="0.3,1,3,10,30", show_default=True,
               help="The head's inverse regularisation strengths to choose from by cross-validated mAP.")
+@click.option("--flips", is_flag=True,
+              help="Fit the head on each image's four mirror views and average them when predicting "
+                   "(four times the anomaly scorer's work per image).")
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
 def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data_dir: Path | None,
-                    out_path: Path, c_grid: str, folds: int, seed: int, threads: int) -> None:
+                    out_path: Path, c_grid: str, flips: bool, folds: int, seed: int, threads: int) -> None:
     """Fit a logistic head over a segmenter's and an anomaly scorer's evidence; print its test figures."""
     import numpy as np
     import torch
@@ -77,7 +80,7 @@ def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data
                          "(MT_<Class>/Imgs/<id>.jpg + .png)", source=str(data.root))
     segmenter = load_segmenter(seg_path)
     stacked = StackedSegmenter(segmenter, load_scorer(anomaly_file), anomaly_file, c_grid=grid,
-                               folds=folds, seed=seed)
+                               folds=folds, seed=seed, flips=flips)
     items = data.part("train") + data.part("val")
     unknown = sorted({it.label for it in items} - set(segmenter.classes_) - {MT_FREE})
     if unknown:

@@ -14,6 +14,10 @@ exactly (float64, no float16 rounding of the weights).
 True
 >>> bool(np.array_equal(LogisticHead.from_state(head.state(), head.c).proba(X), head.proba(X)))
 True
+>>> views = np.stack([X, X[:, ::-1]])  # two views of each image
+>>> both, _ = fit_head(views, y, 3, c_grid=(1.0,), folds=3)
+>>> mean_proba(both, views).shape
+(60, 3)
 """
 
 from __future__ import annotations
@@ -68,16 +72,27 @@ def mean_average_precision(y: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean([average_precision_score(y == k, proba[:, k]) for k in present]))
 
 
+def mean_proba(head: LogisticHead, views: np.ndarray) -> np.ndarray:
+    """The head's probabilities averaged over views: ``views`` (V, N, F) -> (N, n_classes)."""
+    return np.mean([head.proba(v) for v in np.asarray(views)], axis=0)
+
+
 def fit_head(
     X: np.ndarray, y: np.ndarray, n_classes: int, *, c_grid: Sequence[float] = (0.3, 1.0, 3.0),
     folds: int = 5, seed: int = 0,
 ) -> tuple[LogisticHead, dict[float, float]]:
     """The head with the ``c_grid`` entry of the best ``folds``-fold cross-validated mAP
-    (stratified, seeded), refitted on all of ``X``; and that mAP for every entry."""
+    (stratified, seeded), refitted on all of ``X``; and that mAP for every entry.
+
+    ``X`` is (N, F), or (V, N, F): V views of each image (mirror images, say). With views the
+    head fits on every view of its images, the folds split images (never an image's views),
+    and a held-out image's probabilities are the mean over its views (:func:`mean_proba`).
+    """
     X = np.asarray(X, dtype=np.float64)
+    views = X if X.ndim == 3 else X[None]
     y = np.asarray(y, dtype=int)
     counts = np.bincount(y, minlength=n_classes)
-    if len(X) != len(y) or X.ndim != 2:
+    if views.ndim != 3 or views.shape[1] != len(y):
         raise InputError(f"evidence {X.shape} and labels {y.shape} do not match")
     if (counts < folds).any():
         raise InputError(f"each class needs at least {folds} images for {folds}-fold selection; "
@@ -85,11 +100,16 @@ def fit_head(
     table = {}
     for c in c_grid:
         proba = np.zeros((len(y), n_classes))
-        for train, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
-            proba[held] = _fit(X[train], y[train], n_classes, float(c)).proba(X[held])
+        for train, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(y, y):
+            proba[held] = mean_proba(_fit_views(views[:, train], y[train], n_classes, float(c)),
+                                     views[:, held])
         table[float(c)] = mean_average_precision(y, proba)
     best = max(table, key=lambda c: table[c])
-    return _fit(X, y, n_classes, best), table
+    return _fit_views(views, y, n_classes, best), table
+
+
+def _fit_views(views: np.ndarray, y: np.ndarray, n_classes: int, c: float) -> LogisticHead:
+    return _fit(views.reshape(-1, views.shape[-1]), np.tile(y, len(views)), n_classes, c)
 
 
 def _fit(X: np.ndarray, y: np.ndarray, n_classes: int, c: float) -> LogisticHead:

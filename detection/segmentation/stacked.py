@@ -3,7 +3,9 @@
 The segmenter draws the masks; the image's class comes from a multinomial logistic head over
 :mod:`detection.segmentation.evidence` (the segmenter's margins, the anomaly score, the anomaly
 map's blob statistics and the anomaly scorer's encoder activations). Masks are the segmenter's
-channel of the class the head calls, where it reaches the segmenter's pixel threshold.
+channel of the class the head calls, where it reaches the segmenter's pixel threshold. With
+``flips`` the head fits on each image's four mirror views and averages them when it predicts
+(the surface has no preferred orientation; a head fitted on one view learns one).
 
 Nothing is trained by gradient: the head is fitted on the evidence of labelled images (the
 train and val parts), its strength chosen by cross-validated mAP. On the magnetic tile test
@@ -40,7 +42,7 @@ from detection.segmentation.evidence import (
     evidence_row,
     peak_position,
 )
-from detection.segmentation.head import LogisticHead, fit_head
+from detection.segmentation.head import LogisticHead, fit_head, mean_proba
 from detection.segmentation.metrics import class_margins
 
 ARCHITECTURE = "StackedSegmenter"
@@ -71,7 +73,8 @@ class StackedSegmenter(DefectSegmenter):
     ``segmenter`` and ``anomaly`` (the scorer loaded from ``anomaly_file``)."""
 
     def __init__(self, segmenter: DefectSegmenter, anomaly: AnomalyScorer, anomaly_file: str | Path, *,
-                 c_grid: Sequence[float] = (0.3, 1.0, 3.0), folds: int = 5, seed: int = 0) -> None:
+                 c_grid: Sequence[float] = (0.3, 1.0, 3.0), folds: int = 5, seed: int = 0,
+                 flips: bool = False) -> None:
         segmenter._check_fitted()
         super().__init__(scale=segmenter.scale, pool=segmenter.pool)
         self.segmenter = segmenter
@@ -80,6 +83,7 @@ class StackedSegmenter(DefectSegmenter):
         self.c_grid = [float(c) for c in c_grid]
         self.folds = folds
         self.seed = seed
+        self.flips = flips
         self.extractor_ = anomaly_extractor(anomaly)
         # fitted state for DefectSegmenter's methods
         self.classes_ = list(segmenter.classes_)
@@ -98,24 +102,32 @@ class StackedSegmenter(DefectSegmenter):
     def evidence(
         self, images01: Sequence[np.ndarray], *, lows: list[torch.Tensor] | None = None
     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        """Each image's evidence vector (N, F), with the segmenter's probabilities and maps."""
+        """Each image's evidence (V, N, F): one view, or with ``flips`` four (as it is, mirrored
+        left-right, up-down, both); with the segmenter's probabilities and maps. The
+        segmenter's margins are read once, from the image as it is (a segmenter averaged over
+        mirror views gives every view the same); the anomaly scorer and its encoders see each view."""
         seg_proba, seg_maps = self.segmenter.predict_all(images01, lows=lows)
         if not len(images01):
-            return np.zeros((0, 0)), seg_proba, seg_maps
-        anomaly_maps, anomaly_scores = self.anomaly.score_maps_and_samples(list(images01))
+            return np.zeros((1, 0, 0)), seg_proba, seg_maps
         margins = class_margins(seg_proba, self.segmenter.image_thresholds_)
-        rows = [
-            evidence_row(margin, score, amap, self.anomaly.pixel_threshold_,
-                         encoder_statistics(self.extractor_, im, peak_position(amap)))
-            for im, margin, score, amap in zip(images01, margins, anomaly_scores, anomaly_maps, strict=True)
-        ]
-        return np.vstack(rows), seg_proba, seg_maps
+        views = [()] + ([(1,), (0,), (0, 1)] if self.flips else [])
+        out = []
+        for axes in views:
+            images = [np.ascontiguousarray(np.flip(im, axes)) if axes else im for im in images01]
+            anomaly_maps, anomaly_scores = self.anomaly.score_maps_and_samples(images)
+            out.append(np.vstack([
+                evidence_row(margin, score, amap, self.anomaly.pixel_threshold_,
+                             encoder_statistics(self.extractor_, im, peak_position(amap)))
+                for im, margin, score, amap in zip(images, margins, anomaly_scores, anomaly_maps, strict=True)
+            ]))
+        return np.stack(out), seg_proba, seg_maps
 
     def fit(  # type: ignore[override]
         self, images01: Sequence[np.ndarray], calls: np.ndarray
     ) -> StackedSegmenter:
         """Fit the head on labelled images: ``calls`` 0 for defect-free, ``k + 1`` for class
-        ``k``; its strength by ``folds``-fold cross-validated mAP over ``c_grid``."""
+        ``k``; its strength by ``folds``-fold cross-validated mAP over ``c_grid`` (with
+        ``flips``, on every view of each image, a held-out image scored by its views' mean)."""
         y = np.asarray(calls, dtype=int)
         if len(y) != len(images01):
             raise InputError(f"{len(images01)} images but {len(y)} labels")
@@ -142,7 +154,7 @@ class StackedSegmenter(DefectSegmenter):
         X, _, maps = self.evidence(images01, lows=lows)
         if not len(images01):
             return np.zeros((0, len(self.classes_)), np.float32), []
-        return self.head_.proba(X)[:, 1:], maps
+        return mean_proba(self.head_, X)[:, 1:], maps
 
     def predict_proba(self, images01: Sequence[np.ndarray]) -> np.ndarray:
         return self.predict_all(images01)[0]
@@ -182,7 +194,7 @@ class StackedSegmenter(DefectSegmenter):
             "anomaly_sha256": sha256_of(self.anomaly_file),
             "head_c": self.head_.c,
             "cv_map": {str(c): v for c, v in self.cv_map_.items()},
-            "c_grid": self.c_grid, "folds": self.folds, "seed": self.seed,
+            "c_grid": self.c_grid, "folds": self.folds, "seed": self.seed, "flips": self.flips,
             "classes": list(self.classes_),
             "image_thresholds": list(self.image_thresholds_),
             "pixel_threshold": self.pixel_threshold_,
@@ -211,7 +223,8 @@ class StackedSegmenter(DefectSegmenter):
             raise InputError(f"the anomaly model {anomaly_file} is not the one this stacked segmenter "
                              "was fitted with (its SHA-256 differs); refit the head", source=str(path))
         stacked = cls(segmenter, artefact.load(anomaly_file), anomaly_file, c_grid=config["c_grid"],
-                      folds=int(config["folds"]), seed=int(config["seed"]))
+                      folds=int(config["folds"]), seed=int(config["seed"]),
+                      flips=bool(config.get("flips", False)))
         head_state = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
         try:
             stacked.head_ = LogisticHead.from_state(head_state, config["head_c"])

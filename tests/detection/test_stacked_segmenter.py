@@ -74,6 +74,23 @@ def test_the_head_calls_each_image_and_a_saved_model_scores_exactly_as_fitted(pa
     np.testing.assert_allclose(again, proba, atol=1e-4)  # the segmenter's weights are float16 in files
 
 
+def test_with_flips_the_head_reads_four_views_and_a_mirrored_image_scores_the_same(parts: dict) -> None:
+    stacked = StackedSegmenter(parts["seg"], artefact.load(parts["anomaly_file"]), parts["anomaly_file"],
+                               c_grid=(1.0,), folds=3, flips=True).fit(parts["x"], parts["y"])
+    X, _, _ = stacked.evidence(parts["x"][:3])
+    assert X.shape[:2] == (4, 3)
+    proba, _ = stacked.predict_all(parts["x"][:3])
+    mirrored, _ = stacked.predict_all([np.ascontiguousarray(im[:, ::-1]) for im in parts["x"][:3]])
+    # the same four views in another order; only the segmenter's margins are read from the image
+    # as it is (a one-network segmenter sees a mirrored image differently)
+    assert np.abs(mirrored - proba).max() < 0.2
+    path = parts["folder"] / "flips.pt"
+    stacked.save(path, {"command": "test"})
+    back = load_segmenter(path)
+    assert back.flips
+    np.testing.assert_allclose(back.predict_all(parts["x"][:3])[0], proba, atol=1e-4)
+
+
 def test_a_missing_or_changed_anomaly_model_is_named_on_loading(parts: dict, tmp_path: Path) -> None:
     anomaly = tmp_path / "a.pt"
     shutil.copy(parts["anomaly_file"], anomaly)
