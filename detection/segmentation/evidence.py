@@ -6,8 +6,11 @@ defect from clean images far better (test image AUROC 0.95) and its encoders, ne
 defect label, describe *what* the unusual region looks like. Per image:
 
 - the segmenter's margins: each class's mask maximum above its own threshold, in logits;
-- the anomaly score (log) and :func:`blob_statistics` of the anomaly map (how much of the image
-  is unusual, where the peak lies and how near an edge, the peak region's extent and shape);
+- the anomaly score (log), :func:`blob_statistics` of the anomaly map (how much of the image
+  is unusual, where the peak lies and how near an edge, the peak region's extent and shape)
+  and its :func:`border_statistics` (the edge bands against the interior);
+- :func:`segmenter_statistics`: each class's probability map's mean, the fraction over the
+  segmenter's pixel threshold, and its value around the anomaly map's peak;
 - :func:`encoder_statistics`: the anomaly scorer's learned encoder activations, averaged and
   maximised over the whole image at two scales, and averaged around the anomaly map's peak.
 
@@ -40,6 +43,13 @@ BLOB_FEATURES = (
     "peak_blob_fill",
 )
 
+BORDER_FEATURES = (
+    "border_peak", "interior_peak", "border_mean", "interior_mean",
+    "top_peak", "bottom_peak", "left_peak", "right_peak",
+)
+BORDER_FRACTION = 0.1  # of the height (top, bottom) and width (left, right)
+SEGMENTER_FEATURES = ("mean_probability", "fraction_over_pixel_threshold", "probability_at_peak")
+
 ENCODER_SCALES = (0.5, 0.25)  # of the image's size, as the anomaly scorer's pyramid reads it
 
 
@@ -66,6 +76,40 @@ def blob_statistics(score_map: np.ndarray, pixel_threshold: float) -> np.ndarray
     ], dtype=np.float64)
 
 
+def border_statistics(score_map: np.ndarray, pixel_threshold: float) -> np.ndarray:
+    """:data:`BORDER_FEATURES` of one anomaly map over the scorer's pixel threshold: the bands
+    of :data:`BORDER_FRACTION` along the four edges against the rest (breaks and frays start
+    at an edge, blowholes and cracks need not).
+
+    >>> m = np.zeros((20, 40)); m[0, 10] = 4.0; m[10, 20] = 1.0
+    >>> b = border_statistics(m, 2.0)  # 288 edge pixels (2 rows, 4 columns), 512 inside
+    >>> b[[0, 1, 4, 5, 6, 7]].tolist(), bool(np.allclose(b[[2, 3]], [2.0 / 288, 0.5 / 512]))
+    ([2.0, 0.5, 2.0, 0.0, 0.0, 0.0], True)
+    """
+    r = np.asarray(score_map, dtype=np.float64) / max(float(pixel_threshold), 1e-12)
+    h, w = r.shape
+    bh, bw = max(1, int(h * BORDER_FRACTION)), max(1, int(w * BORDER_FRACTION))
+    edge = np.zeros(r.shape, bool)
+    edge[:bh], edge[-bh:], edge[:, :bw], edge[:, -bw:] = True, True, True, True
+    inner = r[~edge] if (~edge).any() else np.zeros(1)
+    return np.array([r[edge].max(), inner.max(), r[edge].mean(), inner.mean(),
+                     r[:bh].max(), r[-bh:].max(), r[:, :bw].max(), r[:, -bw:].max()])
+
+
+def segmenter_statistics(
+    class_maps: np.ndarray, pixel_threshold: float, peak_yx: tuple[float, float], window_px: int = 4
+) -> np.ndarray:
+    """:data:`SEGMENTER_FEATURES` of each class's probability map (K, H, W), class by class:
+    its mean, the fraction of pixels at or over the segmenter's pixel threshold, and its mean
+    within ``window_px`` of the anomaly map's peak (``peak_yx``, fractions of height and width)."""
+    maps = np.asarray(class_maps, dtype=np.float64)
+    h, w = maps.shape[1:]
+    cy, cx = min(int(peak_yx[0] * h), h - 1), min(int(peak_yx[1] * w), w - 1)
+    around = maps[:, max(cy - window_px, 0): cy + window_px + 1, max(cx - window_px, 0): cx + window_px + 1]
+    return np.column_stack([maps.mean((1, 2)), (maps >= pixel_threshold).mean((1, 2)),
+                            around.mean((1, 2))]).ravel()
+
+
 @torch.no_grad()
 def encoder_statistics(
     extractor: nn.Module, image01: np.ndarray, peak_yx: tuple[float, float],
@@ -90,14 +134,17 @@ def encoder_statistics(
 
 def evidence_row(
     segmenter_margins: np.ndarray, anomaly_score: float, anomaly_map: np.ndarray,
-    pixel_threshold: float, encoder: np.ndarray,
+    pixel_threshold: float, encoder: np.ndarray, segmenter: np.ndarray,
 ) -> np.ndarray:
-    """One image's evidence vector: margins, log anomaly score, blob and encoder statistics."""
+    """One image's evidence vector: margins, log anomaly score, blob, border, encoder and
+    segmenter statistics (``encoder`` and ``segmenter`` computed by their functions above)."""
     return np.concatenate([
         np.asarray(segmenter_margins, dtype=np.float64),
         [np.log(max(float(anomaly_score), 1e-12))],
         blob_statistics(anomaly_map, pixel_threshold),
+        border_statistics(anomaly_map, pixel_threshold),
         encoder,
+        segmenter,
     ])
 
 

@@ -51,7 +51,8 @@ class LogisticHead:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.mean.shape[0]:
             raise InputError(f"the head reads {self.mean.shape[0]} evidence features, not "
-                             f"{X.shape[1] if X.ndim == 2 else X.shape}")
+                             f"{X.shape[1] if X.ndim == 2 else X.shape} (a model fitted by another "
+                             "version of coilmap: fit it again)")
         z = ((X - self.mean) / self.scale) @ self.coef.T + self.intercept
         z -= z.max(1, keepdims=True)
         e = np.exp(z)

@@ -16,7 +16,7 @@ The anomaly scorer's file (several MB) is not copied into the model file: the mo
 relative to itself, with its SHA-256, and loading checks both.
 
 >>> StackedSegmenter.n_evidence(n_classes=5, encoder_width=384)
-1942
+1965
 """
 
 from __future__ import annotations
@@ -37,10 +37,13 @@ from detection.classifier.artefact import save_model
 from detection.segmentation.estimator import DefectSegmenter, segmenter_from_config
 from detection.segmentation.evidence import (
     BLOB_FEATURES,
+    BORDER_FEATURES,
     ENCODER_SCALES,
+    SEGMENTER_FEATURES,
     encoder_statistics,
     evidence_row,
     peak_position,
+    segmenter_statistics,
 )
 from detection.segmentation.head import LogisticHead, fit_head, mean_proba
 from detection.segmentation.metrics import class_margins
@@ -96,7 +99,8 @@ class StackedSegmenter(DefectSegmenter):
     @staticmethod
     def n_evidence(n_classes: int, encoder_width: int) -> int:
         """The length of an evidence vector: margins, log score, blob and encoder statistics."""
-        return n_classes + 1 + len(BLOB_FEATURES) + encoder_width * (2 * len(ENCODER_SCALES) + 1)
+        return (n_classes * (1 + len(SEGMENTER_FEATURES)) + 1 + len(BLOB_FEATURES) + len(BORDER_FEATURES)
+                + encoder_width * (2 * len(ENCODER_SCALES) + 1))
 
     # ---------------------------------------------------------------------------- evidence
     def evidence(
@@ -114,12 +118,17 @@ class StackedSegmenter(DefectSegmenter):
         out = []
         for axes in views:
             images = [np.ascontiguousarray(np.flip(im, axes)) if axes else im for im in images01]
+            class_maps = [np.flip(m, tuple(a + 1 for a in axes)) if axes else m for m in seg_maps]
             anomaly_maps, anomaly_scores = self.anomaly.score_maps_and_samples(images)
-            out.append(np.vstack([
-                evidence_row(margin, score, amap, self.anomaly.pixel_threshold_,
-                             encoder_statistics(self.extractor_, im, peak_position(amap)))
-                for im, margin, score, amap in zip(images, margins, anomaly_scores, anomaly_maps, strict=True)
-            ]))
+            rows = []
+            for im, margin, score, amap, cmap in zip(images, margins, anomaly_scores, anomaly_maps,
+                                                     class_maps, strict=True):
+                peak = peak_position(amap)
+                rows.append(evidence_row(
+                    margin, score, amap, self.anomaly.pixel_threshold_,
+                    encoder_statistics(self.extractor_, im, peak),
+                    segmenter_statistics(cmap, self.segmenter.pixel_threshold_, peak)))
+            out.append(np.vstack(rows))
         return np.stack(out), seg_proba, seg_maps
 
     def fit(  # type: ignore[override]
