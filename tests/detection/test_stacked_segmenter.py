@@ -153,3 +153,15 @@ def test_the_default_stacked_model_beats_its_segmenter_on_the_test_part() -> Non
     stacked = load_segmenter(STACKED_DEFAULT)  # checks the anomaly model's SHA-256 too
     assert isinstance(stacked, StackedSegmenter)
     assert stacked.classes_ == ["Blowhole", "Break", "Crack", "Fray", "Uneven"]
+
+
+def test_the_unseen_tile_benchmark_matches_masks_by_iou() -> None:
+    from benchmarks.bench_mt_unseen import best_iou
+
+    a = np.zeros((8, 8), bool)
+    a[2:6, 2:6] = True
+    b = np.zeros((8, 8), bool)
+    b[2:6, 4:8] = True
+    assert best_iou(a, [a]) == 1.0
+    assert best_iou(a, [b, np.zeros((8, 8), bool)]) == 8 / 24
+    assert best_iou(a, []) == 0.0

@@ -1,0 +1,81 @@
+"""Segmenters on the magnetic-tile test images whose tile the training parts do not show.
+
+    coilmap bench mt-unseen detection/default_models/mt_segmenter.pt \
+        detection/default_models/mt_segmenter_stacked.pt
+
+The magnetic tile data holds the same tile photographed several times (file names
+``exp<k>_num_<n>``: the same defect, at the same place, under another exposure), and the split
+by image id puts such copies in different parts. A defect test image whose mask, scaled to
+64 x 64, overlaps a train or val mask of its class by IoU > 0.5 is taken for a copy of a tile
+the models were fitted on. Each model's image-level AP (one-vs-rest) and accuracy are printed on
+the whole test part and on the test part without those copies (every defect-free image kept:
+their copies cannot be found by masks). One JSON line per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.metrics import average_precision_score
+
+from coilmap.config import shared_data_dir
+from detection.datasets import MT_FREE, discover, load_images, load_mask
+from detection.segmentation import load_segmenter
+
+MATCH_IOU = 0.5
+MATCH_SIZE_PX = 64
+
+
+def _small(mask: np.ndarray) -> np.ndarray:
+    img = Image.fromarray((np.asarray(mask) * 255).astype(np.uint8))
+    return np.asarray(img.resize((MATCH_SIZE_PX, MATCH_SIZE_PX), Image.BILINEAR)) > 127
+
+
+def best_iou(mask: np.ndarray, others: list[np.ndarray]) -> float:
+    """The largest IoU of ``mask`` with any of ``others`` (all boolean, one size)."""
+    return max(((mask & o).sum() / max((mask | o).sum(), 1) for o in others), default=0.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data = discover(shared_data_dir() / "magnetic_tile")
+    fitted = data.part("train") + data.part("val")
+    known: dict[str, list[np.ndarray]] = {}
+    for it, im in zip(fitted, load_images(fitted), strict=True):
+        if it.label != MT_FREE:
+            known.setdefault(it.label, []).append(_small(load_mask(it, im.shape)))
+    test = data.part("test")
+    images = load_images(test)
+    copies = np.array([
+        it.label != MT_FREE and best_iou(_small(load_mask(it, im.shape)), known.get(it.label, [])) > MATCH_IOU
+        for it, im in zip(test, images, strict=True)
+    ])
+    for path in args.models:
+        seg = load_segmenter(path)
+        classes = [MT_FREE, *seg.classes_]
+        y = np.array([classes.index(it.label) for it in test])
+        proba, _ = seg.predict_all(images)
+        scores = np.column_stack([seg.free_scores(proba), proba])
+        calls = seg.calls(proba)
+        row: dict[str, object] = {"model": str(path)}
+        for name, keep in (("test", np.ones(len(y), bool)), ("test_without_copies", ~copies)):
+            ap = {c: round(100 * float(average_precision_score(y[keep] == k, scores[keep, k])), 2)
+                  for k, c in enumerate(classes) if (y[keep] == k).any()}
+            counts = np.bincount(y[keep], minlength=len(classes)).tolist()
+            row[name] = {"images_per_class": dict(zip(classes, counts, strict=True)),
+                         "mAP": round(float(np.mean(list(ap.values()))), 2), "AP": ap,
+                         "accuracy": round(float((calls[keep] == y[keep]).mean()), 4)}
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
