@@ -9,7 +9,10 @@ by image id puts such copies in different parts. A defect test image whose mask,
 64 x 64, overlaps a train or val mask of its class by IoU > 0.5 is taken for a copy of a tile
 the models were fitted on. Each model's image-level AP (one-vs-rest) and accuracy are printed on
 the whole test part and on the test part without those copies (every defect-free image kept:
-their copies cannot be found by masks). One JSON line per model.
+their copies cannot be found by masks). One JSON line per model, after one line counting, per
+class, the test images with another exposure of their tile in train or val by file name
+(:func:`coilmap.datasplit.mt_tile_groups`): a stricter test than the masks, which almost
+every test image fails.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from PIL import Image
 from sklearn.metrics import average_precision_score
 
 from coilmap.config import shared_data_dir
+from coilmap.datasplit import mt_tile_groups
 from detection.datasets import MT_FREE, discover, load_images, load_mask
 from detection.segmentation import load_segmenter
 
@@ -41,6 +45,18 @@ def best_iou(mask: np.ndarray, others: list[np.ndarray]) -> float:
     return max(((mask & o).sum() / max((mask | o).sum(), 1) for o in others), default=0.0)
 
 
+def _tile_copies(data) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
+    """Per class: [test images whose tile has an exposure in train or val, test images]."""
+    out = {}
+    for label in data.classes:
+        items = [it for p in ("train", "val", "test") for it in data.part(p) if it.label == label]
+        groups = mt_tile_groups([it.path.stem for it in items])
+        fitted = {groups[it.path.stem] for p in ("train", "val") for it in data.part(p) if it.label == label}
+        test = [it for it in data.part("test") if it.label == label]
+        out[label] = [sum(groups[it.path.stem] in fitted for it in test), len(test)]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)
@@ -54,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         if it.label != MT_FREE:
             known.setdefault(it.label, []).append(_small(load_mask(it, im.shape)))
     test = data.part("test")
+    print(json.dumps({"test_images_with_an_exposure_of_their_tile_in_train_or_val": _tile_copies(data)}))
     images = load_images(test)
     copies = np.array([
         it.label != MT_FREE and best_iou(_small(load_mask(it, im.shape)), known.get(it.label, [])) > MATCH_IOU

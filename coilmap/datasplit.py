@@ -73,3 +73,40 @@ def neu_class(stem: str) -> str:
 def mt_part(class_dir: str, image_id: str) -> Part:
     """The part of a magnetic tile image, by its class folder (``MT_Free``) and id."""
     return _part(f"mt:{class_dir}:{image_id}", _MT_BUCKETS)
+
+
+MT_TILE_GAP = 1000  # largest step in image number between two exposures of one tile
+
+
+def mt_tile_groups(image_ids: list[str]) -> dict[str, int]:
+    """Which magnetic tile images show the same tile: ids ``exp<k>_num_<n>`` of one class folder
+    -> a group number. The data photographs each tile under up to six exposures in turn, so in
+    order of ``n`` a tile's images have rising ``k`` and close numbers; a new tile starts where
+    ``k`` does not rise or ``n`` jumps by more than :data:`MT_TILE_GAP`. An id of another form
+    is a group of its own. (The split above is per image id, so one tile's exposures can fall
+    in different parts; this grouping measures how often.)
+
+    >>> ids = ["exp1_num_26106", "exp2_num_26130", "exp6_num_26244", "exp1_num_62553",
+    ...        "exp3_num_77583", "exp2_num_77600", "odd"]
+    >>> g = mt_tile_groups(ids)
+    >>> [g[i] for i in ids]
+    [0, 0, 0, 1, 2, 3, 4]
+    """
+    parsed = []
+    for image_id in image_ids:
+        parts = image_id.split("_")
+        if len(parts) == 3 and parts[0].startswith("exp") and parts[1] == "num" \
+                and parts[0][3:].isdigit() and parts[2].isdigit():
+            parsed.append((int(parts[2]), int(parts[0][3:]), image_id))
+    groups: dict[str, int] = {}
+    group, last_num, last_exp = -1, None, None
+    for num, exp, image_id in sorted(parsed):
+        if last_num is None or exp <= last_exp or num - last_num > MT_TILE_GAP:
+            group += 1
+        groups[image_id] = group
+        last_num, last_exp = num, exp
+    for image_id in image_ids:
+        if image_id not in groups:
+            group += 1
+            groups[image_id] = group
+    return groups
