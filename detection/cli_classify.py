@@ -326,8 +326,7 @@ def train_segmenter(
     "model_path",
     type=click.Path(),
     default=None,
-    help="A segmenter model file; default: detection/default_models/mt_segmenter_stacked.pt (the "
-    "default segmenter's masks, each image's class from a head over it and the default anomaly model).",
+    help="A segmenter model file (a stacked one too); default: detection/default_models/mt_segmenter.pt.",
 )
 @click.option(
     "--masks-dir",
@@ -339,14 +338,14 @@ def train_segmenter(
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 def segment(model_path: str | None, masks_dir: str | None, images: tuple[str, ...]) -> None:
     """Print CSV path,label,confidence per IMAGE: the class the model calls and its
-    confidence. A stacked model (the default) calls the class its head finds most probable,
-    Free included, with that probability; a plain segmenter the defect class furthest over its
-    own threshold and its probability, or Free where every class stays below its threshold,
-    with how far below (0.5 at a threshold, towards 1 far below every one)."""
+    confidence. A segmenter (the default) calls the defect class furthest over its own
+    threshold, with its probability, or Free where every class stays below its threshold, with
+    how far below (0.5 at a threshold, towards 1 far below every one); a stacked model the
+    class its head finds most probable, Free included, with that probability."""
     from detection.images import load_gray, save_gray
-    from detection.segmentation import DEFAULT_STACKED_MODEL, load_segmenter
+    from detection.segmentation import load_segmenter
 
-    seg = load_segmenter(model_path or DEFAULT_STACKED_MODEL)
+    seg = load_segmenter(model_path)
     files = _expand(images)
     out = Path(masks_dir) if masks_dir else None
     if out is not None:

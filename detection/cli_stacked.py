@@ -2,7 +2,8 @@
 together by a logistic head (:class:`~detection.segmentation.stacked.StackedSegmenter`).
 
 The head is fitted on the evidence of the train and val parts of ``--data`` (nothing in either
-model changes), its strength chosen by cross-validated mAP over those images; the figures on
+model changes), its strength chosen by cross-validated mAP over those images, the folds split
+by tile (one tile's exposures never in two folds); the figures on
 the test part go to the manifest, as ``train-segmenter`` writes them. The result loads as a
 segmenter: ``segment``, ``evaluate`` and the workers take it like any other.
 """
@@ -61,6 +62,7 @@ def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data
     import numpy as np
     import torch
 
+    from coilmap.datasplit import mt_tile_groups
     from coilmap.errors import InputError
     from detection.anomaly import DEFAULT_MODEL as DEFAULT_ANOMALY
     from detection.anomaly import load_scorer
@@ -87,8 +89,12 @@ def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data
         raise InputError(f"classes {unknown} are not among the segmenter's classes {segmenter.classes_}",
                          source=str(data.root))
     calls = np.array([[MT_FREE, *segmenter.classes_].index(it.label) for it in items])
+    # a tile's exposures stay in one fold: the figure is for tiles the head did not see
+    tiles = {label: mt_tile_groups([it.path.stem for it in items if it.label == label])
+             for label in {it.label for it in items}}
+    groups = np.array([f"{it.label}:{tiles[it.label][it.path.stem]}" for it in items])
     t0 = time.perf_counter()
-    stacked.fit(load_images(items), calls)
+    stacked.fit(load_images(items), calls, groups)
     fit_seconds = round(time.perf_counter() - t0, 1)
     metrics = {"cv_mAP": {str(c): round(v, 4) for c, v in stacked.cv_map_.items()},
                "c": stacked.head_.c}
@@ -100,7 +106,9 @@ def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data
         "data": data.describe(),
         "splits": "coilmap.datasplit.mt_part: the segmenter trained on train (val chose its epoch "
                   "and thresholds), the anomaly scorer on MT_Free train; the head on train + val, "
-                  f"its C by {folds}-fold cross-validated mAP there; test = figures",
+                  f"its C by {folds}-fold cross-validated mAP there, folds by tile "
+                  "(coilmap.datasplit.mt_tile_groups); test = figures (its tiles seen in train/val "
+                  "under other exposures: coilmap bench mt-unseen)",
         # the two models, named relative to this one's folder
         "segmenter": {"model": _relative(seg_path, out_path),
                       "command": read_manifest(seg_path).get("command")},

@@ -12,6 +12,7 @@ from detection.segmentation.estimator import DefectSegmenter
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "default_models" / "mt_segmenter.pt"
 # the default segmenter's masks, each image's class from a head over it and the anomaly default
+# (not the default: on tiles it did not see it does worse, docs/detection-classification.md)
 DEFAULT_STACKED_MODEL = DEFAULT_MODEL.with_name("mt_segmenter_stacked.pt")
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from coilmap.errors import InputError
 
@@ -80,7 +80,7 @@ def mean_proba(head: LogisticHead, views: np.ndarray) -> np.ndarray:
 
 def fit_head(
     X: np.ndarray, y: np.ndarray, n_classes: int, *, c_grid: Sequence[float] = (0.3, 1.0, 3.0),
-    folds: int = 5, seed: int = 0,
+    folds: int = 5, seed: int = 0, groups: np.ndarray | None = None,
 ) -> tuple[LogisticHead, dict[float, float]]:
     """The head with the ``c_grid`` entry of the best ``folds``-fold cross-validated mAP
     (stratified, seeded), refitted on all of ``X``; and that mAP for every entry.
@@ -88,6 +88,8 @@ def fit_head(
     ``X`` is (N, F), or (V, N, F): V views of each image (mirror images, say). With views the
     head fits on every view of its images, the folds split images (never an image's views),
     and a held-out image's probabilities are the mean over its views (:func:`mean_proba`).
+    ``groups`` (one label per image, e.g. the tile it shows): the folds split groups, never a
+    group, so the figure says how the head does on groups it did not see.
     """
     X = np.asarray(X, dtype=np.float64)
     views = X if X.ndim == 3 else X[None]
@@ -98,10 +100,19 @@ def fit_head(
     if (counts < folds).any():
         raise InputError(f"each class needs at least {folds} images for {folds}-fold selection; "
                          f"counts per class {counts.tolist()}")
+    if groups is None:
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(y, y))
+    else:
+        if len(groups) != len(y):
+            raise InputError(f"{len(groups)} group labels for {len(y)} images")
+        splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(y, y, groups))
+        if any(len(np.unique(y[train])) < n_classes for train, _ in splits):
+            raise InputError(f"{folds}-fold selection by group leaves a class out of a fold's "
+                             "training images: too few groups of some class")
     table = {}
     for c in c_grid:
         proba = np.zeros((len(y), n_classes))
-        for train, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(y, y):
+        for train, held in splits:
             proba[held] = mean_proba(_fit_views(views[:, train], y[train], n_classes, float(c)),
                                      views[:, held])
         table[float(c)] = mean_average_precision(y, proba)

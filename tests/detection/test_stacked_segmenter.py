@@ -145,9 +145,12 @@ def test_stack_segment_evaluate_from_the_command_line(parts: dict, tmp_path: Pat
 
 
 @pytest.mark.skipif(not STACKED_DEFAULT.is_file(), reason="the stacked default is not committed")
-def test_the_default_stacked_model_beats_its_segmenter_on_the_test_part() -> None:
+def test_the_committed_stacked_model_names_how_it_was_fitted_and_chosen() -> None:
     manifest = json.loads(manifest_path(STACKED_DEFAULT).read_text())
     assert manifest["command"].startswith("coilmap detect stack-segmenter")
+    assert "folds by tile" in manifest["splits"]  # its C chosen on tiles the head did not see
+    # on the standard test part (tiles seen under other exposures, docs) it scores above the
+    # segmenter; it is not the default
     seg_manifest = json.loads(manifest_path(DEFAULT_MODEL).read_text())
     assert manifest["metrics"]["test"]["mAP"] > seg_manifest["metrics"]["test"]["mAP"]
     stacked = load_segmenter(STACKED_DEFAULT)  # checks the anomaly model's SHA-256 too
