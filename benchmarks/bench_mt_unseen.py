@@ -1,7 +1,7 @@
 """Segmenters on the magnetic-tile test images whose tile the training parts do not show.
 
     coilmap bench mt-unseen detection/default_models/mt_segmenter.pt \
-        detection/default_models/mt_segmenter_stacked.pt
+        detection/default_models/mt_segmenter_stacked.pt [--anomaly detection/default_models/mt_anomaly.pt]
 
 The magnetic tile data holds the same tile photographed several times (file names
 ``exp<k>_num_<n>``: the same defect, at the same place, under another exposure), and the split
@@ -27,7 +27,7 @@ from PIL import Image
 from sklearn.metrics import average_precision_score
 
 from coilmap.config import shared_data_dir
-from coilmap.datasplit import mt_tile_groups
+from coilmap.datasplit import mt_part, mt_tile_groups
 from detection.datasets import MT_FREE, discover, load_images, load_mask
 from detection.segmentation import load_segmenter
 
@@ -57,12 +57,45 @@ def _tile_copies(data) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
     return out
 
 
+def _anomaly_by_tile(path: Path) -> dict[str, object]:
+    """Image AUROC of the scorer at ``path``: all test images; the defect images against the
+    clean ones whose tile an exposure in MT_Free train shows, and against the others."""
+    from detection.anomaly import load_scorer
+    from detection.anomaly.evaluate import mt_test_items
+    from detection.anomaly.metrics import auroc
+    from detection.images import load_gray
+
+    root = shared_data_dir() / "magnetic_tile"
+    ids = [p.stem for p in (root / "MT_Free" / "Imgs").glob("*.jpg")]
+    groups = mt_tile_groups(ids)
+    train_tiles = {groups[i] for i in ids if mt_part("MT_Free", i) == "train"}
+    items = mt_test_items(root)
+    scorer = load_scorer(path)
+    scores = scorer.score_samples([load_gray(it.image) for it in items])
+    clean = np.array([it.class_dir == "MT_Free" for it in items])
+    seen = clean & np.array([groups.get(it.image_id) in train_tiles for it in items])
+    unseen = clean & ~seen
+    return {"anomaly_model": str(path), "image_auroc": round(auroc(~clean, scores), 4),
+            "clean_seen_tiles": int(seen.sum()), "clean_unseen_tiles": int(unseen.sum()),
+            "image_auroc_seen_tiles": round(auroc(~clean[seen | ~clean], scores[seen | ~clean]), 4),
+            "image_auroc_unseen_tiles": round(auroc(~clean[unseen | ~clean], scores[unseen | ~clean]), 4),
+            "median_score_over_threshold": {
+                "clean_seen": round(float(np.median(scores[seen]) / scorer.threshold_), 3),
+                "clean_unseen": round(float(np.median(scores[unseen]) / scorer.threshold_), 3),
+                "defect": round(float(np.median(scores[~clean]) / scorer.threshold_), 3)}}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--anomaly", type=Path, action="append", default=[],
+                        help="Also an anomaly scorer: its image AUROC with the clean test images whose "
+                             "tile has an exposure in MT_Free train, and with those whose tile has none.")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    for path in args.anomaly:
+        print(json.dumps(_anomaly_by_tile(path)))
     data = discover(shared_data_dir() / "magnetic_tile")
     fitted = data.part("train") + data.part("val")
     known: dict[str, list[np.ndarray]] = {}
