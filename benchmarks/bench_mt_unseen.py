@@ -30,6 +30,7 @@ from coilmap.config import shared_data_dir
 from coilmap.datasplit import mt_part, mt_tile_groups
 from detection.datasets import MT_FREE, discover, load_images, load_mask
 from detection.segmentation import load_segmenter
+from detection.segmentation.training import tile_keys
 
 MATCH_IOU = 0.5
 MATCH_SIZE_PX = 64
@@ -47,14 +48,12 @@ def best_iou(mask: np.ndarray, others: list[np.ndarray]) -> float:
 
 def _tile_copies(data) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
     """Per class: [test images whose tile has an exposure in train or val, test images]."""
-    out = {}
-    for label in data.classes:
-        items = [it for p in ("train", "val", "test") for it in data.part(p) if it.label == label]
-        groups = mt_tile_groups([it.path.stem for it in items])
-        fitted = {groups[it.path.stem] for p in ("train", "val") for it in data.part(p) if it.label == label}
-        test = [it for it in data.part("test") if it.label == label]
-        out[label] = [sum(groups[it.path.stem] in fitted for it in test), len(test)]
-    return out
+    fitted, test = data.part("train") + data.part("val"), data.part("test")
+    keys = tile_keys(fitted + test)
+    seen = set(keys[: len(fitted)])
+    copies = [(it.label, k in seen) for it, k in zip(test, keys[len(fitted):], strict=True)]
+    return {label: [sum(copy for c, copy in copies if c == label), sum(c == label for c, _ in copies)]
+            for label in data.classes}
 
 
 def _anomaly_by_tile(path: Path) -> dict[str, object]:

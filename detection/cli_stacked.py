@@ -59,18 +59,16 @@ def _relative(path: Path, model_path: Path) -> str:
 def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data_dir: Path | None,
                     out_path: Path, c_grid: str, flips: bool, folds: int, seed: int, threads: int) -> None:
     """Fit a logistic head over a segmenter's and an anomaly scorer's evidence; print its test figures."""
-    import numpy as np
     import torch
 
-    from coilmap.datasplit import mt_tile_groups
     from coilmap.errors import InputError
     from detection.anomaly import DEFAULT_MODEL as DEFAULT_ANOMALY
     from detection.anomaly import load_scorer
-    from detection.datasets import MT_FREE, discover, load_images
+    from detection.datasets import discover, load_images
     from detection.segmentation import DEFAULT_MODEL as DEFAULT_SEGMENTER
     from detection.segmentation import load_segmenter
     from detection.segmentation.stacked import StackedSegmenter
-    from detection.segmentation.training import evaluate_items
+    from detection.segmentation.training import evaluate_items, image_calls, tile_keys
 
     torch.set_num_threads(threads)
     grid = _floats(c_grid)
@@ -84,17 +82,10 @@ def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data
     stacked = StackedSegmenter(segmenter, load_scorer(anomaly_file), anomaly_file, c_grid=grid,
                                folds=folds, seed=seed, flips=flips)
     items = data.part("train") + data.part("val")
-    unknown = sorted({it.label for it in items} - set(segmenter.classes_) - {MT_FREE})
-    if unknown:
-        raise InputError(f"classes {unknown} are not among the segmenter's classes {segmenter.classes_}",
-                         source=str(data.root))
-    calls = np.array([[MT_FREE, *segmenter.classes_].index(it.label) for it in items])
-    # a tile's exposures stay in one fold: the figure is for tiles the head did not see
-    tiles = {label: mt_tile_groups([it.path.stem for it in items if it.label == label])
-             for label in {it.label for it in items}}
-    groups = np.array([f"{it.label}:{tiles[it.label][it.path.stem]}" for it in items])
+    calls = image_calls(items, segmenter.classes_, source=str(data.root))
     t0 = time.perf_counter()
-    stacked.fit(load_images(items), calls, groups)
+    # a tile's exposures stay in one fold: the figure is for tiles the head did not see
+    stacked.fit(load_images(items), calls, tile_keys(items))
     fit_seconds = round(time.perf_counter() - t0, 1)
     metrics = {"cv_mAP": {str(c): round(v, 4) for c, v in stacked.cv_map_.items()},
                "c": stacked.head_.c}

@@ -276,8 +276,9 @@ def import_events_files(cfg: PlantConfig, *, engine: Engine) -> EventsSummary:
     tried again next time (its pieces' records wait meanwhile); it never stops the others."""
     from sqlalchemy.exc import IntegrityError
 
+    from coilmap.files import file_sha256
     from tracking.events import read_events
-    from tracking.store import file_sha256, import_events
+    from tracking.store import import_events
 
     out = EventsSummary()
     for path in cfg.events_files():

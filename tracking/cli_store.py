@@ -52,8 +52,9 @@ def import_events_cmd(events_file: Path, url: str | None) -> None:
     The file is one transaction: after any error nothing of it is stored, and the error names
     the line and the field.
     """
+    from coilmap.files import file_sha256
     from tracking.events import read_events
-    from tracking.store import file_sha256, import_events
+    from tracking.store import import_events
 
     ops = read_events(events_file)
     _require_head(url)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from coilmap.errors import InputError
-from detection.segmentation.estimator import DefectSegmenter, image_thresholds_of
+from detection.segmentation.estimator import DefectSegmenter, image_thresholds_of, sub_state
 
 ARCHITECTURE = "SegmenterEnsemble"
 
@@ -110,9 +110,7 @@ class SegmenterEnsemble(DefectSegmenter):
     def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
         members = []
         for i, member_config in enumerate(config["members"]):
-            prefix = f"member{i}."
-            member_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            members.append(DefectSegmenter.from_config(member_config, member_state, path))
+            members.append(DefectSegmenter.from_config(member_config, sub_state(state, f"member{i}."), path))
         ens = cls(members, flips=bool(config["flips"]), free_alarm_rate=float(config["free_alarm_rate"]))
         ens.image_thresholds_ = image_thresholds_of(config)
         ens.pixel_threshold_ = float(config["pixel_threshold"])

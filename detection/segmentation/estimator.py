@@ -618,6 +618,16 @@ class DefectSegmenter:
         return seg
 
 
+def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``state`` under ``prefix``, the prefix removed (a part of a combined
+    model's weights).
+
+    >>> sorted(sub_state({"a.w": 1, "a.b": 2, "b.w": 3}, "a."))
+    ['b', 'w']
+    """
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def segmenter_from_config(config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
     """A trained segmenter of any architecture from a model file's config and weights."""
     architecture = config.get("architecture")

@@ -23,7 +23,6 @@ relative to itself, with its SHA-256, and loading checks both.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,9 +33,10 @@ import torch
 from torch import nn
 
 from coilmap.errors import InputError
+from coilmap.files import file_sha256
 from detection.anomaly.base import AnomalyScorer
 from detection.classifier.artefact import save_model
-from detection.segmentation.estimator import DefectSegmenter, segmenter_from_config
+from detection.segmentation.estimator import DefectSegmenter, segmenter_from_config, sub_state
 from detection.segmentation.evidence import (
     BLOB_FEATURES,
     BORDER_FEATURES,
@@ -67,10 +67,6 @@ def anomaly_extractor(scorer: AnomalyScorer) -> nn.Module:
             continue
     raise InputError(f"the anomaly scorer ({scorer.kind}) holds no PatchCore feature extractor; "
                      "a stacked segmenter reads the encoders of a PatchCore scorer or pyramid")
-
-
-def sha256_of(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class StackedSegmenter(DefectSegmenter):
@@ -203,7 +199,7 @@ class StackedSegmenter(DefectSegmenter):
             "architecture": ARCHITECTURE,
             "segmenter": self.segmenter.config(),
             "anomaly_file": os.path.relpath(self.anomaly_file.resolve(), Path(model_path).resolve().parent),
-            "anomaly_sha256": sha256_of(self.anomaly_file),
+            "anomaly_sha256": file_sha256(self.anomaly_file),
             "head_c": self.head_.c,
             "cv_map": {str(c): v for c, v in self.cv_map_.items()},
             "c_grid": self.c_grid, "folds": self.folds, "seed": self.seed, "flips": self.flips,
@@ -224,22 +220,19 @@ class StackedSegmenter(DefectSegmenter):
     def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
         from detection.anomaly import artefact
 
-        prefix = "segmenter."
-        seg_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        segmenter = segmenter_from_config(config["segmenter"], seg_state, path)
+        segmenter = segmenter_from_config(config["segmenter"], sub_state(state, "segmenter."), path)
         anomaly_file = (Path(path).resolve().parent / config["anomaly_file"]).resolve()
         if not anomaly_file.is_file():
             raise InputError(f"the stacked segmenter reads the anomaly model {anomaly_file}, which "
                              "is not there (keep the two files where they were saved)", source=str(path))
-        if sha256_of(anomaly_file) != config["anomaly_sha256"]:
+        if file_sha256(anomaly_file) != config["anomaly_sha256"]:
             raise InputError(f"the anomaly model {anomaly_file} is not the one this stacked segmenter "
                              "was fitted with (its SHA-256 differs); refit the head", source=str(path))
         stacked = cls(segmenter, artefact.load(anomaly_file), anomaly_file, c_grid=config["c_grid"],
                       folds=int(config["folds"]), seed=int(config["seed"]),
                       flips=bool(config.get("flips", False)))
-        head_state = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
         try:
-            stacked.head_ = LogisticHead.from_state(head_state, config["head_c"])
+            stacked.head_ = LogisticHead.from_state(sub_state(state, "head."), config["head_c"])
         except KeyError as exc:
             raise InputError(f"the model file holds no head array {exc}", source=str(path)) from exc
         stacked.cv_map_ = {float(c): float(v) for c, v in config["cv_map"].items()}

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from coilmap.datasplit import mt_tile_groups
 from coilmap.errors import InputError
 from detection.datasets import MT_FREE, LabelledImage, LabelledSet, load_images, load_mask
 from detection.segmentation.estimator import DefectSegmenter
@@ -56,14 +57,29 @@ def train_on_set(
     return seg, {"train_seconds": round(time.perf_counter() - t0, 1), "best_epoch": seg.best_epoch_}
 
 
+def image_calls(items: list[LabelledImage], classes: list[str], source: str | None = None) -> np.ndarray:
+    """Each item's call: 0 for the defect-free class, ``k + 1`` for ``classes[k]``; a label
+    that is neither is an error naming it (``source``: the data folder, for the message)."""
+    unknown = sorted({it.label for it in items} - set(classes) - {MT_FREE})
+    if unknown:
+        raise InputError(f"classes {unknown} are not among the model's classes {classes}", source=source)
+    all_classes = [MT_FREE, *classes]
+    return np.array([all_classes.index(it.label) for it in items], dtype=int)
+
+
+def tile_keys(items: list[LabelledImage]) -> np.ndarray:
+    """Each magnetic tile item's tile among ``items``, ``<class>:<group>``: the exposures of one
+    tile share a key (:func:`coilmap.datasplit.mt_tile_groups`, within each class)."""
+    groups = {label: mt_tile_groups([it.path.stem for it in items if it.label == label])
+              for label in {it.label for it in items}}
+    return np.array([f"{it.label}:{groups[it.label][it.path.stem]}" for it in items])
+
+
 def evaluate_items(seg: DefectSegmenter, items: list[LabelledImage]) -> dict[str, Any]:
     """Image-level AP/mAP/accuracy and pixel IoU of ``seg`` on ``items`` (with masks)."""
-    unknown = sorted({it.label for it in items} - set(seg.classes_) - {MT_FREE})
-    if unknown:
-        raise InputError(f"classes {unknown} are not among the model's classes {seg.classes_}")
+    y = image_calls(items, seg.classes_)
     images, masks = load_with_masks(items, seg.classes_)
     all_classes = [MT_FREE, *seg.classes_]
-    y = np.array([all_classes.index(it.label) for it in items])
     lows = seg.low_res_logits(images)  # one pass serves the figures and the selection criterion
     scores, probs = seg.predict_all(images, lows=lows)
     out = image_level_metrics(y, scores, all_classes, seg.image_thresholds_,

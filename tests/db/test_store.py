@@ -22,7 +22,7 @@ pytestmark = pytest.mark.db
 
 
 def _import(engine: Engine, path: Path) -> None:
-    from tracking.store import file_sha256
+    from coilmap.files import file_sha256
 
     with transaction(engine) as session:
         import_events(read_events(path), session=session, source=str(path), sha256=file_sha256(path))
