@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The default anomaly model's whole recipe again with another seed: the DRAEM pair (two members
-# side by side, 12 minutes), the PatchCore pyramid over its encoders, the pair retuned to score
-# at 0.25 as the map-only member, the ensemble; then the selection-set and test figures of it,
-# of its pyramid alone and of the pair alone (docs/detection-anomaly.md, "Spread").
+# The default anomaly model's whole recipe (since 2026-12-07) again with another seed: the DRAEM
+# pair (two members side by side, 12 minutes) retuned to score at 0.35, the PatchCore pyramid
+# over its encoders, the two averaged (both decide); then the selection-set and test figures of
+# it, of its pyramid alone and of the pair alone (docs/detection-anomaly.md, "Spread").
 #   benchmarks/anomaly_recipe_spread.sh [SEED=1] [OUT=/tmp/anom/s$SEED]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,15 +17,12 @@ date
   --member "$M --anomalies surface --score-kernel 3 --seed $SEED" \
   --member "$M --anomalies draem --score-kernel 5 --seed $SEED"
 /usr/bin/time -f "rest wall %e s" bash -c "
-  $C detect train-anomaly --normal $N --out '$O/pyramid.pt' --kind patchcore --features '$O/pair.pt' \
+  $C detect retune-anomaly --model '$O/pair.pt' --normal $N --out '$O/pair_at_0.35.pt' \
+    --score-precision bf16 --map-sigma 2 --input-scale 0.35 --threads 2 &&
+  $C detect train-anomaly --normal $N --out '$O/pyramid.pt' --kind patchcore --features '$O/pair_at_0.35.pt' \
     --pyramid-scales 0.075,0.1,0.15,0.2,0.25 --blur-sigma 8 --bank-dim 128 --coreset-size 2000 --threads 2 &&
-  $C detect retune-anomaly --model '$O/pair.pt' --normal $N --out '$O/pair_at_0.25.pt' \
-    --score-precision bf16 --map-sigma 2 --input-scale 0.25 --threads 2 &&
-  $C detect combine-anomaly --model '$O/pyramid.pt' --map-only '$O/pair_at_0.25.pt' --normal $N \
+  $C detect combine-anomaly --model '$O/pair_at_0.35.pt' --model '$O/pyramid.pt' --normal $N \
     --out '$O/default.pt' --threads 2"
-# the pair as the committed one scores (0.35), for comparison
-$C detect retune-anomaly --model "$O/pair.pt" --normal $N --out "$O/pair_at_0.35.pt" \
-  --score-precision bf16 --map-sigma 2 --input-scale 0.35 --threads 2
 for m in default pyramid pair_at_0.35; do
   for a in --selection ""; do
     echo "== $m $a"

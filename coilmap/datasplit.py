@@ -12,8 +12,11 @@ NEU-DET (per image; the duplicate pair patches_101 / patches_105 shares one grou
 - ``test``  15 %: the held-out figures reported in docs/;
 - ``render`` 15 %: the demo plant's defect crops; never used by any model.
 
-Magnetic tile (per image id): ``train`` 60 %, ``val`` 10 %, ``test`` 30 %. Anomaly scorers train
-on the ``train`` part of ``MT_Free`` only; defect images are never trained on by them.
+Magnetic tile (per tile, within each class folder): ``train`` 60 %, ``val`` 10 %, ``test`` 30 % of
+the images. The data photographs each tile under up to six exposures; all of a tile's images
+share one part (:func:`mt_tile_groups`), so no test figure is measured on a tile a model has
+seen under another exposure. Anomaly scorers train on the ``train`` part of ``MT_Free`` only;
+defect images are never trained on by them.
 
 >>> neu_part("patches_101") == neu_part("patches_105")
 True
@@ -44,7 +47,6 @@ PSEUDO = "pseudo"
 _NEU_SAME_GROUP = {"patches_105": "patches_101"}
 
 _NEU_BUCKETS: tuple[tuple[int, Part], ...] = ((60, "train"), (70, "val"), (85, "test"), (100, "render"))
-_MT_BUCKETS: tuple[tuple[int, Part], ...] = ((60, "train"), (70, "val"), (100, "test"))
 
 
 def _bucket(key: str) -> int:
@@ -70,9 +72,38 @@ def neu_class(stem: str) -> str:
     return stem.rsplit("_", 1)[0]
 
 
-def mt_part(class_dir: str, image_id: str) -> Part:
-    """The part of a magnetic tile image, by its class folder (``MT_Free``) and id."""
-    return _part(f"mt:{class_dir}:{image_id}", _MT_BUCKETS)
+_MT_SHARES: tuple[tuple[Part, float], ...] = (("train", 0.6), ("val", 0.1), ("test", 0.3))
+
+
+def mt_parts(class_dir: str, image_ids: list[str]) -> dict[str, Part]:
+    """The part of every magnetic tile image of one class folder (``MT_Free``): image id ->
+    part. A tile's exposures (:func:`mt_tile_groups`) share a part. Tiles are taken in the
+    order of a stable hash of their first id (never file order) and each goes to the part
+    furthest below its share of the folder's images, so even a class of seven tiles has a
+    train, a val and a test part.
+
+    >>> ids = [f"exp{k}_num_{1000 * t + k}" for t in range(10) for k in (1, 2, 3)]
+    >>> parts = mt_parts("MT_Free", ids)
+    >>> sorted(set(parts.values()))
+    ['test', 'train', 'val']
+    >>> {parts[f"exp{k}_num_{5000 + k}"] for k in (1, 2, 3)} == {parts["exp1_num_5001"]}
+    True
+    """
+    groups = mt_tile_groups(list(image_ids))
+    tiles: dict[int, list[str]] = {}
+    for image_id in image_ids:
+        tiles.setdefault(groups[image_id], []).append(image_id)
+    order = sorted(tiles.values(), key=lambda ids: hashlib.sha1(
+        f"mt:{class_dir}:{min(ids)}".encode()).hexdigest())
+    n_images = len(groups)
+    counts = {part: 0 for part, _ in _MT_SHARES}
+    parts: dict[str, Part] = {}
+    for ids in order:
+        # the part furthest below its share; ties go to the earlier part (max keeps the first)
+        part = max(_MT_SHARES, key=lambda ps: ps[1] * n_images - counts[ps[0]])[0]
+        counts[part] += len(ids)
+        parts.update((image_id, part) for image_id in ids)
+    return parts
 
 
 MT_TILE_GAP = 1000  # largest step in image number between two exposures of one tile
@@ -84,7 +115,7 @@ def mt_tile_groups(image_ids: list[str]) -> dict[str, int]:
     order of ``n`` a tile's images have rising ``k`` and close numbers; a new tile starts where
     ``k`` does not rise or ``n`` jumps by more than :data:`MT_TILE_GAP`. An id of another form
     is a group of its own. (The split above is per image id, so one tile's exposures can fall
-    in different parts; this grouping measures how often.)
+    in different parts; :func:`mt_parts` keeps them together.)
 
     >>> ids = ["exp1_num_26106", "exp2_num_26130", "exp6_num_26244", "exp1_num_62553",
     ...        "exp3_num_77583", "exp2_num_77600", "odd"]

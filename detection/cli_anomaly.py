@@ -1,9 +1,10 @@
 """``coilmap detect train-anomaly | score | evaluate-anomaly``: the anomaly scorers' shell.
 
 ``train-anomaly --normal DIR`` splits the folder's images with the project's one partition
-(:func:`coilmap.datasplit.mt_part` keyed by the folder's class name, ``MT_Free`` for
-``magnetic_tile/MT_Free/Imgs``): *train* images fit the model, *val* images pick the checkpoint
-and the thresholds, *test* images are left out for ``evaluate-anomaly``.
+(:func:`coilmap.datasplit.mt_parts` keyed by the folder's class name, ``MT_Free`` for
+``magnetic_tile/MT_Free/Imgs``, a tile's exposures in one part): *train* images fit the model,
+*val* images pick the checkpoint and the thresholds, *test* images are left out for
+``evaluate-anomaly``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import click
 import numpy as np
 
 from coilmap.config import shared_data_dir
-from coilmap.datasplit import mt_part
+from coilmap.datasplit import mt_parts
 from coilmap.errors import InputError
 from detection.cli_manifest import command_line, read_manifest, retuned_manifest, update_manifest
 from detection.images import image_files, load_gray
@@ -39,8 +40,9 @@ def _class_dir(folder: Path) -> str:
 def _split_normal(folder: Path) -> tuple[list[Path], list[Path], str]:
     files = [p for p in image_files(folder) if not _is_mask(p)]
     class_dir = _class_dir(folder)
-    train = [p for p in files if mt_part(class_dir, p.stem) == "train"]
-    val = [p for p in files if mt_part(class_dir, p.stem) == "val"]
+    parts = mt_parts(class_dir, [p.stem for p in files])
+    train = [p for p in files if parts[p.stem] == "train"]
+    val = [p for p in files if parts[p.stem] == "val"]
     if len(train) < 2 or not val:
         raise InputError(
             f"{len(files)} normal image(s) give {len(train)} train and {len(val)} val images; "
@@ -73,7 +75,7 @@ def _training_data(
     return {
         "folder": str(normal_dir),
         "class_dir": class_dir,
-        "split": f"coilmap.datasplit.mt_part(class_dir, stem): {use}",
+        "split": f"coilmap.datasplit.mt_parts(class_dir, stems), by tile: {use}",
         "n_train": len(train_files),
         "n_val": len(val_files),
         "files_sha1": _files_digest(train_files + val_files),

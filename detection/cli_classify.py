@@ -307,7 +307,7 @@ def train_segmenter(
     manifest = {
         "command": command_line(),
         "data": data.describe(),
-        "splits": "coilmap.datasplit.mt_part: train = fit, val = model selection and guided "
+        "splits": "coilmap.datasplit.mt_parts (by tile): train = fit, val = model selection and guided "
         "crop-and-paste class choice, test = figures",
         "metrics": metrics,
         "train_seconds": summary["train_seconds"],

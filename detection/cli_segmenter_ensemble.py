@@ -56,7 +56,7 @@ def combine_segmenter(model_paths: tuple[Path, ...], flips: bool, data_dir: Path
     manifest = {
         "command": command_line(),
         "data": data.describe(),
-        "splits": "coilmap.datasplit.mt_part: members fit on train; val = the ensemble's "
+        "splits": "coilmap.datasplit.mt_parts (by tile): members fit on train; val = the ensemble's "
                   "thresholds; test = figures",
         "members": sources,
         "flips": flips,

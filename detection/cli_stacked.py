@@ -95,7 +95,7 @@ def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data
     manifest = {
         "command": command_line(),
         "data": data.describe(),
-        "splits": "coilmap.datasplit.mt_part: the segmenter trained on train (val chose its epoch "
+        "splits": "coilmap.datasplit.mt_parts (by tile): the segmenter trained on train (val chose its epoch "
                   "and thresholds), the anomaly scorer on MT_Free train; the head on train + val, "
                   f"its C by {folds}-fold cross-validated mAP there, folds by tile "
                   "(coilmap.datasplit.mt_tile_groups); test = figures (its tiles seen in train/val "

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coilmap.datasplit import mt_part, neu_class, neu_part
+from coilmap.datasplit import mt_parts, neu_class, neu_part
 from coilmap.errors import InputError
 from detection.images import IMAGE_SUFFIXES, load_gray
 
@@ -144,13 +144,13 @@ def _discover_mt(root: Path) -> LabelledSet:
         if not imgs.is_dir():
             raise InputError("a magnetic tile class folder without Imgs/", source=str(d))
         label = d.name[3:]
-        for p in _images_in(imgs):
-            if p.suffix.lower() != ".jpg":
-                continue
+        jpgs = [p for p in _images_in(imgs) if p.suffix.lower() == ".jpg"]
+        parts = mt_parts(d.name, [p.stem for p in jpgs])
+        for p in jpgs:
             mask = p.with_suffix(".png")
             if not mask.is_file():
                 raise InputError("a magnetic tile image without its .png mask", source=str(p))
-            items.append(LabelledImage(p, label, mt_part(d.name, p.stem), mask_path=mask))
+            items.append(LabelledImage(p, label, parts[p.stem], mask_path=mask))
     if not items:
         raise InputError("no magnetic tile images (MT_<Class>/Imgs/*.jpg)", source=str(root))
     defect = sorted({it.label for it in items} - {MT_FREE})

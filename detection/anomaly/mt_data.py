@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coilmap.datasplit import mt_part, neu_part
+from coilmap.datasplit import mt_parts, neu_part
 from coilmap.errors import InputError
 from detection.images import load_gray
 
@@ -35,11 +35,9 @@ def mt_items(root: Path, class_dir: str, part: str) -> list[MtItem]:
     folder = Path(root) / class_dir / "Imgs"
     if not folder.is_dir():
         raise InputError("no magnetic-tile class folder here", source=str(folder))
-    items = [
-        MtItem(class_dir, p.stem, p, p.with_suffix(".png"))
-        for p in sorted(folder.glob("*.jpg"))
-        if mt_part(class_dir, p.stem) == part
-    ]
+    images = sorted(folder.glob("*.jpg"))
+    parts = mt_parts(class_dir, [p.stem for p in images])
+    items = [MtItem(class_dir, p.stem, p, p.with_suffix(".png")) for p in images if parts[p.stem] == part]
     return items
 
 

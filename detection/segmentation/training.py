@@ -1,7 +1,7 @@
 """The shell around :class:`DefectSegmenter`: magnetic-tile-layout data in, figures out.
 
 Training on the ``train`` part, selection on ``val``, figures on ``test``
-(:func:`coilmap.datasplit.mt_part`). The defect-free class (``Free``) has no mask channel.
+(:func:`coilmap.datasplit.mt_parts`, by tile). The defect-free class (``Free``) has no mask channel.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from coilmap.cli import main
-from coilmap.datasplit import mt_part
+from coilmap.datasplit import mt_parts
 from coilmap.errors import InputError
 from detection.anomaly import DEFAULT_MODEL, load_scorer
 
@@ -48,7 +48,7 @@ def normal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(24):
         im = (128 + 10 * rng.standard_normal((48, 40))).clip(0, 255).astype(np.uint8)
         _write(folder / f"tile_{i}.jpg", im)
-    parts = [mt_part("MT_Free", f"tile_{i}") for i in range(24)]
+    parts = list(mt_parts("MT_Free", [f"tile_{i}" for i in range(24)]).values())
     assert parts.count("train") >= 2 and parts.count("val") >= 1
     return folder
 
@@ -153,6 +153,7 @@ def test_default_model_is_in_the_repository_with_its_manifest() -> None:
     manifest = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     assert manifest["command"].startswith("coilmap detect")
     assert "image_auroc" in manifest["metrics"] and "pixel_auroc" in manifest["metrics"]
+    assert "by tile" in manifest["training_data"]["split"]  # trained and measured on the split by tile
     assert DEFAULT_MODEL.stat().st_size < 8_000_000
     scorer = load_scorer()
     image = np.random.default_rng(0).random((100, 300)).astype(np.float32)
@@ -455,7 +456,9 @@ def test_real_defect_selection_set(tiny_model: Path, normal_dir: Path, tmp_path:
             mask[10:20, 10:20] = 255
             _write(imgs / f"d_{i}.png", mask)
     items = mt_selection_items(root)
-    parts = {(it.class_dir, mt_part(it.class_dir, it.image_id)) for it in items}
+    stems = {c: [p.stem for p in (root / c / "Imgs").glob("*.jpg")] for c in {it.class_dir for it in items}}
+    part_of = {c: mt_parts(c, ids) for c, ids in stems.items()}
+    parts = {(it.class_dir, part_of[it.class_dir][it.image_id]) for it in items}
     assert {p for _, p in parts} <= {"train", "val"}
     assert all(p == "val" for c, p in parts if c == "MT_Free")
     model = tmp_path / "m.pt"

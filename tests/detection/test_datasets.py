@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from coilmap.datasplit import mt_part, neu_part
+from coilmap.datasplit import mt_parts, mt_tile_groups, neu_part
 from coilmap.errors import InputError
 from detection.datasets import discover, load_mask, read_voc_boxes
 
@@ -90,7 +90,16 @@ def test_mt_layout_has_masks_and_the_free_class_first(shared_data: Path) -> None
     assert data.layout == "mt"
     assert data.classes[0] == "Free" and "Blowhole" in data.classes
     assert all(it.mask_path is not None and it.mask_path.is_file() for it in data.items)
-    assert all(it.part == mt_part(f"MT_{it.label}", it.path.stem) for it in data.items)
+    parts_of_tile: dict[tuple[str, int], set[str]] = {}
+    for label in data.classes:
+        items = [it for it in data.items if it.label == label]
+        parts = mt_parts(f"MT_{label}", [it.path.stem for it in items])
+        assert [it.part for it in items] == [parts[it.path.stem] for it in items]
+        assert {it.part for it in items} == {"train", "val", "test"}, label
+        groups = mt_tile_groups([it.path.stem for it in items])
+        for it in items:
+            parts_of_tile.setdefault((label, groups[it.path.stem]), set()).add(it.part)
+    assert all(len(parts) == 1 for parts in parts_of_tile.values())  # a tile's exposures in one part
 
 
 def test_voc_and_mask_errors_name_the_file(tmp_path: Path) -> None:

@@ -241,6 +241,7 @@ def test_the_default_segmenter_is_small_and_documented() -> None:
     # the default: one trained network (kept beside it) averaged over its mirror views
     assert manifest["command"].startswith("coilmap detect combine-segmenter --model")
     assert manifest["flips"] is True
+    assert "(by tile)" in manifest["splits"]  # trained and measured on the split by tile
     for member in manifest["members"]:
         assert member["command"].startswith("coilmap detect train-segmenter")
         assert (Path(__file__).resolve().parents[2] / member["model"]).is_file()

@@ -20,13 +20,10 @@ from detection.anomaly.patchcore.scorer import PatchCoreScorer
 from detection.classifier.artefact import manifest_path
 from detection.cli_classify import evaluate, segment
 from detection.cli_stacked import stack_segmenter
-from detection.segmentation import DEFAULT_MODEL, DefectSegmenter, load_segmenter
+from detection.segmentation import DefectSegmenter, load_segmenter
 from detection.segmentation.head import fit_head
 from detection.segmentation.stacked import StackedSegmenter
 from tests.detection.test_segmentation import TINY, _tiles, _write_mt_layout
-
-REPO = Path(__file__).resolve().parents[2]
-STACKED_DEFAULT = REPO / "detection" / "default_models" / "mt_segmenter_stacked.pt"
 
 
 @pytest.fixture(scope="module")
@@ -142,20 +139,6 @@ def test_stack_segment_evaluate_from_the_command_line(parts: dict, tmp_path: Pat
     assert "mAP (all classes)" in res.output
     res = runner.invoke(stack_segmenter, ["--data", str(data), "--out", str(out), "--c-grid", "0,x"])
     assert isinstance(res.exception, InputError) and "--c-grid" in str(res.exception)
-
-
-@pytest.mark.skipif(not STACKED_DEFAULT.is_file(), reason="the stacked default is not committed")
-def test_the_committed_stacked_model_names_how_it_was_fitted_and_chosen() -> None:
-    manifest = json.loads(manifest_path(STACKED_DEFAULT).read_text())
-    assert manifest["command"].startswith("coilmap detect stack-segmenter")
-    assert "folds by tile" in manifest["splits"]  # its C chosen on tiles the head did not see
-    # on the standard test part (tiles seen under other exposures, docs) it scores above the
-    # segmenter; it is not the default
-    seg_manifest = json.loads(manifest_path(DEFAULT_MODEL).read_text())
-    assert manifest["metrics"]["test"]["mAP"] > seg_manifest["metrics"]["test"]["mAP"]
-    stacked = load_segmenter(STACKED_DEFAULT)  # checks the anomaly model's SHA-256 too
-    assert isinstance(stacked, StackedSegmenter)
-    assert stacked.classes_ == ["Blowhole", "Break", "Crack", "Fray", "Uneven"]
 
 
 def test_the_unseen_tile_benchmark_matches_masks_by_iou() -> None:
