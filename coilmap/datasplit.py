@@ -114,8 +114,8 @@ def mt_tile_groups(image_ids: list[str]) -> dict[str, int]:
     -> a group number. The data photographs each tile under up to six exposures in turn, so in
     order of ``n`` a tile's images have rising ``k`` and close numbers; a new tile starts where
     ``k`` does not rise or ``n`` jumps by more than :data:`MT_TILE_GAP`. An id of another form
-    is a group of its own. (The split above is per image id, so one tile's exposures can fall
-    in different parts; :func:`mt_parts` keeps them together.)
+    is a group of its own. (A split per image id puts one tile's exposures in different parts;
+    :func:`mt_parts` keeps them together.)
 
     >>> ids = ["exp1_num_26106", "exp2_num_26130", "exp6_num_26244", "exp1_num_62553",
     ...        "exp3_num_77583", "exp2_num_77600", "odd"]
