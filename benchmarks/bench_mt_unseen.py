@@ -29,8 +29,7 @@ from PIL import Image
 from sklearn.metrics import average_precision_score
 
 from coilmap.config import shared_data_dir
-from coilmap.datasplit import mt_parts, mt_tile_groups
-from detection.datasets import MT_FREE, discover, load_images, load_mask
+from detection.datasets import MT_FREE, LabelledImage, LabelledSet, discover, load_images, load_mask
 from detection.segmentation import load_segmenter
 from detection.segmentation.training import tile_keys
 
@@ -48,17 +47,23 @@ def best_iou(mask: np.ndarray, others: list[np.ndarray]) -> float:
     return max(((mask & o).sum() / max((mask | o).sum(), 1) for o in others), default=0.0)
 
 
-def _tile_copies(data) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
-    """Per class: [test images whose tile has an exposure in train or val, test images]."""
-    fitted, test = data.part("train") + data.part("val"), data.part("test")
+def seen_tiles(fitted: list[LabelledImage], test: list[LabelledImage]) -> np.ndarray:
+    """For each image of ``test``: does an exposure of its tile appear among ``fitted``."""
     keys = tile_keys(fitted + test)
     seen = set(keys[: len(fitted)])
-    copies = [(it.label, k in seen) for it, k in zip(test, keys[len(fitted):], strict=True)]
-    return {label: [sum(copy for c, copy in copies if c == label), sum(c == label for c, _ in copies)]
+    return np.array([k in seen for k in keys[len(fitted):]], dtype=bool)
+
+
+def _tile_copies(data: LabelledSet) -> dict[str, list[int]]:
+    """Per class: [test images whose tile has an exposure in train or val, test images]."""
+    test = data.part("test")
+    copies = list(zip((it.label for it in test), seen_tiles(data.part("train") + data.part("val"), test),
+                      strict=True))
+    return {label: [sum(bool(copy) for c, copy in copies if c == label), sum(c == label for c, _ in copies)]
             for label in data.classes}
 
 
-def _anomaly_by_tile(path: Path) -> dict[str, object]:
+def _anomaly_by_tile(path: Path, data: LabelledSet) -> dict[str, object]:
     """Image AUROC of the scorer at ``path``: all test images; the defect images against the
     clean ones whose tile an exposure in MT_Free train shows, and against the others."""
     from detection.anomaly import load_scorer
@@ -66,16 +71,14 @@ def _anomaly_by_tile(path: Path) -> dict[str, object]:
     from detection.anomaly.metrics import auroc
     from detection.images import load_gray
 
-    root = shared_data_dir() / "magnetic_tile"
-    ids = [p.stem for p in (root / "MT_Free" / "Imgs").glob("*.jpg")]
-    groups = mt_tile_groups(ids)
-    parts = mt_parts("MT_Free", ids)
-    train_tiles = {groups[i] for i in ids if parts[i] == "train"}
-    items = mt_test_items(root)
+    test = data.part("test")
+    free_train = [it for it in data.part("train") if it.label == MT_FREE]
+    seen_by_image = dict(zip((it.path for it in test), seen_tiles(free_train, test), strict=True))
+    items = mt_test_items(data.root)
     scorer = load_scorer(path)
     scores = scorer.score_samples([load_gray(it.image) for it in items])
     clean = np.array([it.class_dir == "MT_Free" for it in items])
-    seen = clean & np.array([groups.get(it.image_id) in train_tiles for it in items])
+    seen = clean & np.array([seen_by_image[it.image] for it in items])
     unseen = clean & ~seen
     return {"anomaly_model": str(path), "image_auroc": round(auroc(~clean, scores), 4),
             "clean_seen_tiles": int(seen.sum()), "clean_unseen_tiles": int(unseen.sum()),
@@ -106,9 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    for path in args.anomaly:
-        print(json.dumps(_anomaly_by_tile(path)))
     data = discover(shared_data_dir() / "magnetic_tile")
+    for path in args.anomaly:
+        print(json.dumps(_anomaly_by_tile(path, data)))
     fitted = data.part("train") + data.part("val")
     known: dict[str, list[np.ndarray]] = {}
     for it, im in zip(fitted, load_images(fitted), strict=True):

@@ -98,8 +98,7 @@ def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data
         "splits": "coilmap.datasplit.mt_parts (by tile): the segmenter trained on train (val chose its epoch "
                   "and thresholds), the anomaly scorer on MT_Free train; the head on train + val, "
                   f"its C by {folds}-fold cross-validated mAP there, folds by tile "
-                  "(coilmap.datasplit.mt_tile_groups); test = figures (its tiles seen in train/val "
-                  "under other exposures: coilmap bench mt-unseen)",
+                  "(coilmap.datasplit.mt_tile_groups); test = figures (tiles in neither train nor val)",
         # the two models, named relative to this one's folder
         "segmenter": {"model": _relative(seg_path, out_path),
                       "command": read_manifest(seg_path).get("command")},
