@@ -2,7 +2,8 @@
 # The default anomaly model's whole recipe (since 2026-12-07) again with another seed: the DRAEM
 # pair (two members side by side, 12 minutes) retuned to score at 0.35, the PatchCore pyramid
 # over its encoders, the two averaged (both decide); then the selection-set and test figures of
-# it, of its pyramid alone and of the pair alone (docs/detection-anomaly.md, "Spread").
+# it, of its pyramid alone and of the pair alone (docs/detection-anomaly.md, "Spread"), and of
+# the candidate of the second session of 2026-12-07: the pair scoring at 0.25 beside the pyramid.
 #   benchmarks/anomaly_recipe_spread.sh [SEED=1] [OUT=/tmp/anom/s$SEED]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,11 @@ date
     --pyramid-scales 0.075,0.1,0.15,0.2,0.25 --blur-sigma 8 --bank-dim 128 --coreset-size 2000 --threads 2 &&
   $C detect combine-anomaly --model '$O/pair_at_0.35.pt' --model '$O/pyramid.pt' --normal $N \
     --out '$O/default.pt' --threads 2"
-for m in default pyramid pair_at_0.35; do
+$C detect retune-anomaly --model "$O/pair.pt" --normal $N --out "$O/pair_at_0.25.pt" \
+  --score-precision bf16 --map-sigma 2 --input-scale 0.25 --threads 2
+$C detect combine-anomaly --model "$O/pair_at_0.25.pt" --model "$O/pyramid.pt" --normal $N \
+  --out "$O/with_pair_at_0.25.pt" --threads 2
+for m in default pyramid pair_at_0.35 with_pair_at_0.25; do
   for a in --selection ""; do
     echo "== $m $a"
     $C detect evaluate-anomaly --model "$O/$m.pt" $a --threads 2 | grep -E '"(image|pixel)_auroc"|MT_'

@@ -12,7 +12,9 @@ SSIM in bfloat16 would lose its variances to cancellation). Models are saved in 
 DRAEM scorer may score in bfloat16 (its ``score_precision``), the segmenter predicts in float32.
 A CPU without bfloat16 units only emulates it, far slower than float32: there a model asked to
 score in bfloat16 scores in float32 (:func:`scoring_precision`), and bf16 training warns
-(:func:`slow_bf16_warning`).
+(:func:`slow_bf16_warning`). Having the units is not enough either: on an Intel Xeon with
+AVX512-BF16 and no AMX, bfloat16 convolutions ran slower than float32, so scoring takes
+bfloat16 only where a short probe measures it faster (:func:`bf16_runs_faster`).
 
 >>> import torch
 >>> net = prepare(torch.nn.Conv2d(1, 2, 3), "bf16")
@@ -72,15 +74,55 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def scoring_precision(requested: str) -> str:
+BF16_PROBE_MARGIN = 1.05
+_probed: dict[tuple[object, ...], bool] = {}
+
+
+def bf16_runs_faster(model: torch.nn.Module, example: torch.Tensor) -> bool:
+    """Whether ``model`` (in inference) runs ``example`` faster in bfloat16 than in float32 here,
+    by at least :data:`BF16_PROBE_MARGIN`: best of three timed runs each way after a warm-up,
+    at the current thread count; measured once per process for each network shape, example
+    shape and thread count (a DRAEM member on 8 crops of 96 pixels: 0.15-0.25 s).
+
+    Why measure: the CPU flags do not tell. Scoring the DRAEM pair, bfloat16 gave 1.48 times
+    the tiles per second of float32 on an AMD EPYC with AVX512-BF16, and 0.70 times on an Intel
+    Xeon with AVX512-BF16 and no AMX (docs/detection-anomaly.md, "Second session of 2026-12-07").
+    """
+    import time
+
+    key = (type(model).__name__, tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
+           tuple(example.shape), torch.get_num_threads())
+    if key not in _probed:
+        best = {}
+        with torch.inference_mode():
+            for precision in PRECISIONS:
+                net = prepare(model, precision, training=False)
+                times = []
+                for _ in range(4):  # the first run warms up
+                    start = time.perf_counter()
+                    with autocast(precision):
+                        net(as_input(example, net))
+                    times.append(time.perf_counter() - start)
+                best[precision] = min(times[1:])
+        _probed[key] = best["fp32"] > BF16_PROBE_MARGIN * best["bf16"]
+    return _probed[key]
+
+
+def scoring_precision(requested: str, model: torch.nn.Module | None = None,
+                      example: torch.Tensor | None = None) -> str:
     """The precision a model asked to score in ``requested`` actually scores in here: bf16 only
-    on a CPU with bfloat16 units (:func:`cpu_has_bf16`), fp32 elsewhere (the figures of the
-    default anomaly model scored both ways are within 0.003 of each other).
+    on a CPU with bfloat16 units (:func:`cpu_has_bf16`) where ``model`` runs ``example``
+    faster in it (:func:`bf16_runs_faster`; not measured without them), fp32 elsewhere (the
+    figures of the default anomaly model scored both ways are within 0.003 of each other).
 
     >>> scoring_precision("fp32")
     'fp32'
     """
-    return "bf16" if check(requested) == "bf16" and cpu_has_bf16() else "fp32"
+    if check(requested) != "bf16" or not cpu_has_bf16():
+        return "fp32"
+    if model is not None and example is not None and not bf16_runs_faster(model, example):
+        return "fp32"
+    return "bf16"
 
 
 def slow_bf16_warning(precision: str) -> str | None:

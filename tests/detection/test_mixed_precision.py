@@ -75,8 +75,43 @@ def test_a_bf16_scorer_scores_in_float32_on_a_cpu_without_bfloat16_units(
     assert mixed_precision.slow_bf16_warning("fp32") is None
 
     monkeypatch.setattr(mixed_precision, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(mixed_precision, "bf16_runs_faster", lambda model, example: True)
     scorer.set_score_precision("bf16")
     assert scorer.scoring_precision_ == "bf16"
     bf16_maps = scorer.score_maps(imgs[:2])
     assert not all(np.array_equal(a, b) for a, b in zip(bf16_maps, fp32_maps, strict=True))
     assert mixed_precision.slow_bf16_warning("bf16") is None
+
+    # units, but measured slower than float32 (an Intel Xeon with AVX512-BF16 and no AMX)
+    monkeypatch.setattr(mixed_precision, "bf16_runs_faster", lambda model, example: False)
+    scorer.set_score_precision("bf16")
+    assert (scorer.score_precision, scorer.scoring_precision_) == ("bf16", "fp32")
+    for a, b in zip(scorer.score_maps(imgs[:2]), fp32_maps, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_bf16_probe_times_the_network_once_per_shape_and_thread_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    calls: list[int] = []
+    clock = iter(range(1000))
+
+    def fake_clock() -> float:
+        calls.append(1)
+        return float(next(clock))
+
+    # every timed run takes one tick of the fake clock: bf16 is not faster by the margin
+    monkeypatch.setattr(time, "perf_counter", fake_clock)
+    monkeypatch.setattr(mixed_precision, "_probed", {})
+    net = torch.nn.Conv2d(1, 2, 3).eval()
+    assert mixed_precision.bf16_runs_faster(net, torch.zeros(2, 1, 8, 8)) is False
+    timed = len(calls)
+    assert timed == 16  # two precisions, four runs, a start and an end each
+    assert mixed_precision.bf16_runs_faster(net, torch.zeros(2, 1, 8, 8)) is False
+    assert len(calls) == timed  # measured once
+    mixed_precision._probed[next(iter(mixed_precision._probed))] = True
+    assert mixed_precision.bf16_runs_faster(net, torch.zeros(2, 1, 8, 8)) is True
+    assert mixed_precision.bf16_runs_faster(net, torch.zeros(2, 1, 16, 16)) is False  # another shape
+    assert len(calls) == 2 * timed

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from coilmap.errors import InputError
-from detection.anomaly.base import AnomalyScorer, Images, check_images, gain_normalise, resize_map
+from detection.anomaly.base import AnomalyScorer, Images, check_images, gain_normalise, resize_maps
 
 
 class EnsembleScorer(AnomalyScorer):
@@ -81,13 +81,14 @@ class EnsembleScorer(AnomalyScorer):
         # model's three DRAEM and pyramid members each took it; 1-10 % of its scoring time)
         if normalised is None and self.normalises():
             normalised = [gain_normalise(im) for im in images]
-        total_maps = [np.zeros(im.shape, np.float32) for im in images]
+        shapes = [im.shape for im in images]
+        total_maps = [np.zeros(shape, np.float32) for shape in shapes]
         total_scores = np.zeros(len(images))
         map_only = set(getattr(self, "map_only", ()))
         for i, m in enumerate(self.members_):
             maps, scores = m._score_all(images, normalised)
-            for acc, mp, im in zip(total_maps, maps, images, strict=True):
-                acc += resize_map(mp, im.shape) / m.pixel_threshold_
+            for acc, mp in zip(total_maps, resize_maps(maps, shapes), strict=True):
+                acc += mp / m.pixel_threshold_
             if i not in map_only:
                 total_scores += scores / m.threshold_
         n = len(self.members_)
