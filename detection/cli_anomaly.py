@@ -228,9 +228,12 @@ def train_anomaly(
             params["score_kernel"] = score_kernel
         if precision != "fp32":
             params["precision"] = precision
+            from detection.anomaly.draem.torch_model import DraemModel
             from detection.mixed_precision import slow_bf16_warning
 
-            warning = slow_bf16_warning(precision)
+            side = crop_px or 128
+            warning = slow_bf16_warning(precision, DraemModel(width or 16).eval(),
+                                        torch.rand(8, 1, side, side))
             if warning:
                 click.echo(warning, err=True)
         return DraemScorer(**params).fit(train, X_val=val, sources=sources(), log=_log)

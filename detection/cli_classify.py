@@ -273,12 +273,17 @@ def train_segmenter(
     edge_paste: bool,
 ) -> None:
     """Train a context aggregation network; report its figures on the test part."""
+    import torch
+
     from detection.datasets import discover
     from detection.mixed_precision import slow_bf16_warning
     from detection.segmentation.estimator import DefectSegmenter
+    from detection.segmentation.torch_model import ContextAggregationNetwork
     from detection.segmentation.training import evaluate_items, train_on_set
 
-    warning = slow_bf16_warning(precision)
+    # the network of the usual five defect classes: the data is read after this check
+    warning = slow_bf16_warning(precision, ContextAggregationNetwork(5, width).eval(),
+                                torch.rand(8, 1, crop_px, crop_px))
     if warning:
         click.echo(warning, err=True)
     data = discover(data_dir)

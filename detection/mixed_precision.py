@@ -75,19 +75,14 @@ def cpu_has_bf16() -> bool:
 
 
 BF16_PROBE_MARGIN = 1.05
-_probed: dict[tuple[object, ...], bool] = {}
+_probed: dict[tuple[object, ...], dict[str, float]] = {}
 
 
-def bf16_runs_faster(model: torch.nn.Module, example: torch.Tensor) -> bool:
-    """Whether ``model`` (in inference) runs ``example`` faster in bfloat16 than in float32 here,
-    by at least :data:`BF16_PROBE_MARGIN`: best of three timed runs each way after a warm-up,
-    at the current thread count; measured once per process for each network shape, example
-    shape and thread count (a DRAEM member on 8 crops of 96 pixels: 0.15-0.25 s).
-
-    Why measure: the CPU flags do not tell. Scoring the DRAEM pair, bfloat16 gave 1.48 times
-    the tiles per second of float32 on an AMD EPYC with AVX512-BF16, and 0.70 times on an Intel
-    Xeon with AVX512-BF16 and no AMX (docs/detection-anomaly.md, "Second session of 2026-12-07").
-    """
+def precision_seconds(model: torch.nn.Module, example: torch.Tensor) -> dict[str, float]:
+    """Seconds ``model`` (in inference) takes on ``example`` in each precision here: best of
+    three timed runs each way after a warm-up, at the current thread count; measured once per
+    process for each network shape, example shape and thread count (a DRAEM member on 8 crops
+    of 96 pixels: 0.15-0.25 s)."""
     import time
 
     key = (type(model).__name__, tuple((n, tuple(p.shape)) for n, p in model.named_parameters()),
@@ -104,8 +99,20 @@ def bf16_runs_faster(model: torch.nn.Module, example: torch.Tensor) -> bool:
                         net(as_input(example, net))
                     times.append(time.perf_counter() - start)
                 best[precision] = min(times[1:])
-        _probed[key] = best["fp32"] > BF16_PROBE_MARGIN * best["bf16"]
+        _probed[key] = best
     return _probed[key]
+
+
+def bf16_runs_faster(model: torch.nn.Module, example: torch.Tensor) -> bool:
+    """Whether ``model`` runs ``example`` faster in bfloat16 than in float32 here, by at least
+    :data:`BF16_PROBE_MARGIN` (:func:`precision_seconds`).
+
+    Why measure: the CPU flags do not tell. Scoring the DRAEM pair, bfloat16 gave 1.48 times
+    the tiles per second of float32 on an AMD EPYC with AVX512-BF16, and 0.70 times on an Intel
+    Xeon with AVX512-BF16 and no AMX (docs/detection-anomaly.md, "Second session of 2026-12-07").
+    """
+    seconds = precision_seconds(model, example)
+    return seconds["fp32"] > BF16_PROBE_MARGIN * seconds["bf16"]
 
 
 def scoring_precision(requested: str, model: torch.nn.Module | None = None,
@@ -125,11 +132,28 @@ def scoring_precision(requested: str, model: torch.nn.Module | None = None,
     return "bf16"
 
 
-def slow_bf16_warning(precision: str) -> str | None:
-    """A one-line warning when ``precision`` is bf16 on a CPU without bfloat16 units."""
-    if check(precision) == "bf16" and not cpu_has_bf16():
+def slow_bf16_warning(precision: str, model: torch.nn.Module | None = None,
+                      example: torch.Tensor | None = None) -> str | None:
+    """A one-line warning when ``precision`` is bf16 on a CPU without bfloat16 units, or, given
+    the network to train and a batch, where its forward pass runs no faster in bfloat16
+    (:func:`bf16_runs_faster`; on an Intel Xeon with AVX512-BF16 and no AMX a DRAEM training
+    step took 409 ms in bf16 against 332 in fp32: a time-capped run trained fewer steps)."""
+    if check(precision) != "bf16":
+        return None
+    if not cpu_has_bf16():
         return ("warning: this CPU has no bfloat16 units (no avx512_bf16 / amx_bf16 flag); "
                 "bf16 training is emulated here, several times slower than --precision fp32")
+    if model is None or example is None:
+        return None
+    try:
+        faster = bf16_runs_faster(model, example)
+    except RuntimeError:  # a batch the network cannot take: training says why, not this check
+        return None
+    if not faster:
+        seconds = precision_seconds(model, example)
+        return (f"warning: on this CPU the network runs no faster in bf16 than in fp32 "
+                f"({1000 * seconds['bf16']:.1f} against {1000 * seconds['fp32']:.1f} ms for a "
+                f"batch of {example.shape[0]}); --precision fp32 may train more steps in the same minutes")
     return None
 
 
