@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             "model": str(path), "kind": scorer.kind, "input_size": scorer.input_size,
             "tiles": len(tiles), "threads": args.threads, "best_seconds": round(best, 3),
             "tiles_per_second": round(len(tiles) / best, 1),
+            "scoring_precisions": scorer.scoring_precisions(),
         }))
 
 

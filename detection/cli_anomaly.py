@@ -163,8 +163,8 @@ def _draem_encoders(base: Any) -> Any:
               help="patchcore: one memory bank per scale factor over one extractor, their "
                    "threshold-scaled maps averaged (e.g. 0.1,0.15,0.2,0.25; the default model's).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="draem: bf16 trains in bfloat16 mixed precision, several times faster on a "
-                   "CPU with bfloat16 units (AMX); the model is saved and scores in float32.")
+              help="draem: bf16 trains in bfloat16 mixed precision, faster on many CPUs with "
+                   "bfloat16 units (it warns where measured slower); the model is saved in float32.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Torch threads (1 is fastest on a shared, busy machine).")
@@ -436,8 +436,9 @@ def evaluate_anomaly(model_path: Path | None, mt_root: Path | None, write_manife
 @click.option("--score-kernel", type=int, default=None,
               help="draem: the new averaging window of the image score (working pixels).")
 @click.option("--score-precision", type=click.Choice(["fp32", "bf16"]), default=None,
-              help="Score in this precision (bf16: faster on a CPU with AMX); for an ensemble, "
-                   "every member.")
+              help="Score in this precision; for an ensemble, every member. bf16 is used only "
+                   "where the CPU runs the network faster in it (measured when the model loads), "
+                   "fp32 elsewhere.")
 @click.option("--map-sigma", type=click.FloatRange(0, 64), default=None,
               help="Smooth the anomaly map (not the image score) with a Gaussian of this many "
                    "working pixels; for an ensemble, every member.")
@@ -491,8 +492,9 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
         if score_precision is not None:
             m.set_score_precision(score_precision)
             if m.scoring_precision_ != score_precision:
-                click.echo(f"warning: this CPU has no bfloat16 units, so the thresholds are set "
-                           f"from {m.scoring_precision_} scores (a CPU with them scores in "
+                click.echo(f"warning: this CPU has no bfloat16 units or runs the network slower "
+                           f"in bf16, so the thresholds are set from {m.scoring_precision_} scores "
+                           f"(a CPU where bf16 is faster scores in "
                            f"{score_precision}, within about 0.003 of the same figures)", err=True)
         if map_sigma is not None:
             m.map_sigma = map_sigma

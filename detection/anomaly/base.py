@@ -173,6 +173,15 @@ class AnomalyScorer(BaseEstimator):
                 scores.append(s)
         return maps, np.concatenate(scores).astype(np.float64)
 
+    def scoring_precisions(self) -> list[str]:
+        """The precisions this scorer's networks score in here (``["fp32"]``, ``["bf16"]`` or
+        both, for an ensemble): a DRAEM model asked for bf16 may score in fp32 on this CPU
+        (:func:`detection.mixed_precision.scoring_precision`), so figures name what ran."""
+        members = getattr(self, "members_", None)
+        if members:
+            return sorted({p for m in members for p in m.scoring_precisions()})
+        return [getattr(self, "scoring_precision_", "fp32")]
+
     def score_maps_and_samples(self, X: Images) -> tuple[list[np.ndarray], np.ndarray]:
         """``(maps, image_scores)`` in one pass: maps each of its image's own shape."""
         self._check_fitted()

@@ -129,4 +129,5 @@ def evaluate_mt(
         "true_positive_rate_at_threshold": float(predictions[labels].mean()),
         "false_positive_rate_at_threshold": float(predictions[~labels].mean()),
         "seconds_scoring_maps_and_scores": round(seconds, 1),
+        "scoring_precisions": scorer.scoring_precisions(),
     }

@@ -60,6 +60,7 @@ def test_a_bf16_scorer_scores_in_float32_on_a_cpu_without_bfloat16_units(
     # Without avx512_bf16 / amx_bf16 oneDNN only emulates bfloat16: the default anomaly model
     # (bf16 scoring) gave 15.9 tiles/s on an AVX2-only EPYC, far below the 100 of the target.
     from detection.anomaly.draem.scorer import DraemScorer
+    from detection.anomaly.ensemble.scorer import EnsembleScorer
 
     rng = np.random.default_rng(0)
     imgs = [rng.random((40, 48)).astype(np.float32) for _ in range(5)]
@@ -77,15 +78,21 @@ def test_a_bf16_scorer_scores_in_float32_on_a_cpu_without_bfloat16_units(
     monkeypatch.setattr(mixed_precision, "cpu_has_bf16", lambda: True)
     monkeypatch.setattr(mixed_precision, "bf16_runs_faster", lambda model, example: True)
     scorer.set_score_precision("bf16")
-    assert scorer.scoring_precision_ == "bf16"
+    assert scorer.scoring_precision_ == "bf16" and scorer.scoring_precisions() == ["bf16"]
     bf16_maps = scorer.score_maps(imgs[:2])
     assert not all(np.array_equal(a, b) for a, b in zip(bf16_maps, fp32_maps, strict=True))
     assert mixed_precision.slow_bf16_warning("bf16") is None
 
     # units, but measured slower than float32 (an Intel Xeon with AVX512-BF16 and no AMX)
     monkeypatch.setattr(mixed_precision, "bf16_runs_faster", lambda model, example: False)
+    fast = DraemScorer(input_size=32, base_width=4, steps=1, batch_size=2, seed=1)
+    fast.fit(imgs[:3], X_val=imgs[3:])
+    fast.scoring_precision_ = "bf16"  # as it would on a CPU where bf16 is faster
     scorer.set_score_precision("bf16")
     assert (scorer.score_precision, scorer.scoring_precision_) == ("bf16", "fp32")
+    # what ran is what the figures name: evaluate-anomaly and bench anomaly print this
+    both = EnsembleScorer(members=[scorer, fast]).fit(None, X_val=imgs[3:])
+    assert both.scoring_precisions() == ["bf16", "fp32"]
     for a, b in zip(scorer.score_maps(imgs[:2]), fp32_maps, strict=True):
         np.testing.assert_array_equal(a, b)
 
