@@ -323,7 +323,7 @@ class DraemScorer(AnomalyScorer):
         (``scoring_precision_``; :func:`detection.mixed_precision.scoring_precision`): there
         bfloat16 is emulated and several times slower. So it does where bfloat16 is measured
         slower than float32 on crops of :data:`PROBE_PX` pixels (the default pair scores at
-        0.35 of a 256-pixel tile: 96 pixels)
+        0.35 of a 256-pixel tile: 96 pixels).
         """
         self.score_precision = mixed_precision.check(precision)
         fused = fuse_batchnorm(self.model_)
