@@ -339,8 +339,11 @@ def train_anomaly(
               help="Defect-class probability multiplied into the heatmap.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Torch threads (1 is fastest on a shared, busy machine).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Score the images as this many runs at once, one torch thread each (on a "
+                   "2-core machine --workers 2 beats --threads 2; the same figures).")
 def score(images: tuple[Path, ...], model_path: Path | None, heatmap_dir: Path | None,
-          class_probability: float, threads: int) -> None:
+          class_probability: float, threads: int, workers: int) -> None:
     """Score images: prints CSV ``path,score,is_defect``."""
     import torch
     from PIL import Image
@@ -351,7 +354,7 @@ def score(images: tuple[Path, ...], model_path: Path | None, heatmap_dir: Path |
     torch.set_num_threads(threads)
     scorer = load_scorer(model_path)
     loaded = [load_gray(p) for p in images]  # every file checked before any output
-    maps, scores = scorer.score_maps_and_samples(loaded)
+    maps, scores = scorer.score_maps_and_samples(loaded, workers=workers)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["path", "score", "is_defect"])
     for path, s in zip(images, scores, strict=True):

@@ -87,6 +87,26 @@ def test_estimator_contract(fitted, data) -> None:
             unfitted.score_samples(images)
 
 
+def test_scoring_in_workers_gives_the_same_maps_and_scores(fitted, data) -> None:
+    images = data["train"] + data["test"] + data["defect"]  # 14 images of four shapes
+    for scorer in fitted[:3]:
+        maps, scores = scorer.score_maps_and_samples(images)
+        for workers in (2, 3):
+            maps_w, scores_w = scorer.score_maps_and_samples(images, workers=workers)
+            # another cut into batches may round the last bit of a convolution differently
+            np.testing.assert_allclose(scores_w, scores, rtol=1e-6, atol=1e-7)
+            for a, b in zip(maps_w, maps, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    torch.set_num_threads(2)  # the workers run with one torch thread each, then give it back
+    try:
+        fitted[0].score_maps_and_samples(images, workers=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    # fewer images than two a worker: one run
+    assert scorer.score_maps(images[:3], workers=2)[0].shape == images[0].shape
+
+
 def test_memory_bank_finds_the_hole(fitted, data) -> None:
     patchcore = fitted[0]
     normal = patchcore.score_samples(data["test"])
