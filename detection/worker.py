@@ -68,6 +68,9 @@ class TileDetector:
     line (1: no test-time augmentation, the cheapest; its file may say 8, chosen for accuracy
     off line). ``join_gap_px``: blobs closer than about twice this are one detection
     (:func:`detection.anomaly.blobs.extract_blobs`; 0 keeps every connected region apart).
+    ``workers``: a frame's tiles scored as that many runs at once, one torch thread each
+    (:meth:`~detection.anomaly.base.AnomalyScorer.score_maps_and_samples`; ``[detector]
+    workers`` in the plant configuration).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class TileDetector:
         max_detections: int = 50,
         classifier_views: int = 1,
         join_gap_px: int = JOIN_GAP_PX,
+        workers: int = 1,
     ) -> None:
         self.scorer = scorer
         self.classifier = classifier
@@ -94,6 +98,7 @@ class TileDetector:
         self.max_detections = max_detections
         self.classifier_views = classifier_views
         self.join_gap_px = join_gap_px
+        self.workers = workers  # a frame's tiles scored as this many runs at once (score_maps)
 
     def _threshold(self) -> float:
         return float(self.threshold if self.threshold is not None else self.scorer.pixel_threshold_)
@@ -103,7 +108,7 @@ class TileDetector:
         t0 = time.perf_counter()
         grid = make_grid(image01.shape, tile=self.tile_px)
         tiles = tile(np.asarray(image01, dtype=np.float32), grid)
-        maps = self.scorer.score_maps(list(tiles))
+        maps = self.scorer.score_maps(list(tiles), workers=self.workers)
         score_map = untile(np.stack(maps).astype(np.float32), grid)
         t1 = time.perf_counter()
         seconds["score"] = t1 - t0

@@ -15,6 +15,7 @@ DIR`` writes one for a simulated plant folder. Example::
     [detector]
     anomaly_model = "models/anomaly.pt"
     classifier_model = "models/classifier.pt"
+    workers = 2                          # a frame's tiles scored as 2 runs at once (default 1)
 
     [[lines]]
     code = "PL"
@@ -106,6 +107,8 @@ class PlantConfig:
     position_tolerance_mm: float = 100.0
     anomaly_model: Path | None = None
     classifier_model: Path | None = None
+    # A frame's tiles scored as this many runs at once, one torch thread each ([detector] workers).
+    scoring_workers: int = 1
     # The fused classifier applied after each run that stored observations (None: no fusion).
     fused_model: Path | None = None
     source: str = "<config>"
@@ -238,6 +241,7 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, source: str = "<config>
         position_tolerance_mm=_get(raw, "position_tolerance_mm", float, source, 100.0),
         anomaly_model=_path(base_dir, _get(det, "anomaly_model", str, f"{source} detector", None)),
         classifier_model=_path(base_dir, _get(det, "classifier_model", str, f"{source} detector", None)),
+        scoring_workers=_get(det, "workers", int, f"{source} detector", 1),
         fused_model=_path(
             base_dir, _get(_get(raw, "fusion", dict, source, {}), "model", str, f"{source} fusion", None)
         ),
@@ -245,6 +249,8 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, source: str = "<config>
     )
     if cfg.batch_files < 1:
         raise InputError("must be at least 1", source=source, field="batch_files")
+    if not 1 <= cfg.scoring_workers <= 64:
+        raise InputError("must be 1 to 64", source=f"{source} detector", field="workers")
     return cfg
 
 
@@ -290,7 +296,9 @@ def dumps_config(cfg: PlantConfig) -> dict[str, Any]:
         raw["database_url"] = cfg.database_url
     if cfg.image_root is not None:
         raw["image_root"] = str(cfg.image_root)
-    det = _model_paths(cfg.anomaly_model, cfg.classifier_model)
+    det: dict[str, Any] = dict(_model_paths(cfg.anomaly_model, cfg.classifier_model))
+    if cfg.scoring_workers != 1:
+        det["workers"] = cfg.scoring_workers
     if det:
         raw["detector"] = det
     if cfg.fused_model is not None:

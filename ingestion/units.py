@@ -107,7 +107,7 @@ class StationContext:
                     f"no anomaly model at {a}: train one (`coilmap detect train-anomaly`) or set "
                     "[detector] anomaly_model in the configuration"
                 )
-            self.detector = load_detector(a, c)
+            self.detector = load_detector(a, c, workers=self.cfg.scoring_workers)
             self.tick("detect:load models", t0)
         return self.detector
 

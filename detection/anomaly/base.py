@@ -19,6 +19,7 @@ plant operator reads "higher is worse" more easily.)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -30,6 +31,7 @@ from torch.nn import functional as F
 from coilmap.errors import InputError
 
 Images = Sequence[np.ndarray]
+_ONE_TORCH_THREAD = threading.Lock()  # held while scoring in workers (torch's thread count is process-wide)
 
 
 def check_images(X: Images | np.ndarray, *, what: str = "images") -> list[np.ndarray]:
@@ -213,13 +215,14 @@ class AnomalyScorer(BaseEstimator):
 
         bounds = np.linspace(0, len(images), workers + 1).round().astype(int)
         runs = [images[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(self._score_all, runs))
-        finally:
-            torch.set_num_threads(threads)
+        with _ONE_TORCH_THREAD:  # two callers at once (scheduled jobs) must not mix up the setting
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    results = list(pool.map(self._score_all, runs))
+            finally:
+                torch.set_num_threads(threads)
         return [m for maps, _ in results for m in maps], np.concatenate([s for _, s in results])
 
     def score_maps(self, X: Images, *, workers: int = 1) -> list[np.ndarray]:
