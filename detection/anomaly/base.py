@@ -204,9 +204,10 @@ class AnomalyScorer(BaseEstimator):
         """:meth:`_score_all` over ``workers`` consecutive runs of ``images`` at once, torch
         limited to one thread meanwhile (restored after; the setting is process-wide).
 
-        Why: torch spreads one convolution over two cores poorly here (the default model
-        scored 117 tiles/s with two torch threads and 140-151 as two runs of one thread each,
-        on the Intel Xeon of 2026-12-07; docs/detection-anomaly.md). The maps and scores are
+        Why: torch spreads one convolution over two cores poorly (on the Intel Xeon of
+        2026-12-07 the default model scored 90-114 tiles/s with two torch threads and 110-117
+        as two runs of one thread each, a 4096 x 2048 frame's tiles in 1.3 s against 2.3-2.5 s;
+        docs/detection-anomaly.md). The maps and scores are
         one run's to float rounding: where the runs cut square batches differently a
         convolution may round its last bit otherwise (1e-7); the default model's on 256 tiles
         were the same to the bit.
