@@ -93,27 +93,35 @@ def resize_maps(score_maps: Sequence[np.ndarray], shapes: Sequence[tuple[int, in
     ([(4, 4), (4, 4), (3, 5)], True)
     """
     out: list[np.ndarray] = []
-    start = 0
-    while start < len(score_maps):
-        key = (score_maps[start].shape, tuple(shapes[start]))
-        end = start + 1
-        while end < len(score_maps) and (score_maps[end].shape, tuple(shapes[end])) == key:
-            end += 1
-        if key[0] == key[1]:
+    keys = [(m.shape, tuple(shape)) for m, shape in zip(score_maps, shapes, strict=True)]
+    for start, end in equal_runs(keys):
+        working, shape = keys[start]
+        if working == shape:
             out.extend(m.astype(np.float32) for m in score_maps[start:end])
         else:
             t = torch.from_numpy(np.stack(score_maps[start:end]).astype(np.float32))[:, None]
-            out.extend(F.interpolate(t, size=key[1], mode="bilinear", align_corners=False)[:, 0].numpy())
-        start = end
+            out.extend(F.interpolate(t, size=shape, mode="bilinear", align_corners=False)[:, 0].numpy())
     return out
 
 
 def resize_map(score_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A working-size map resized (bilinear) to an image's own ``shape``."""
-    if score_map.shape == shape:
-        return score_map.astype(np.float32)
-    t = torch.from_numpy(np.ascontiguousarray(score_map, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=shape, mode="bilinear", align_corners=False)[0, 0].numpy()
+    return resize_maps([score_map], [shape])[0]
+
+
+def equal_runs(keys: Sequence[object], max_len: int | None = None) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each run of consecutive equal ``keys`` (at most ``max_len`` long).
+
+    >>> list(equal_runs(["a", "a", "b", "a", "a", "a"], max_len=2))
+    [(0, 2), (2, 3), (3, 5), (5, 6)]
+    """
+    start = 0
+    while start < len(keys):
+        end = start + 1
+        while end < len(keys) and keys[end] == keys[start] and (max_len is None or end - start < max_len):
+            end += 1
+        yield start, end
+        start = end
 
 
 class AnomalyScorer(BaseEstimator):
@@ -152,14 +160,8 @@ class AnomalyScorer(BaseEstimator):
         if getattr(self, "normalise", False):
             images = normalised if normalised is not None else [gain_normalise(im) for im in images]
         if self.input_scale is not None:
-            start = 0
-            while start < len(images):
-                end = start + 1
-                while (end < len(images) and end - start < self.batch_size
-                       and images[end].shape == images[start].shape):
-                    end += 1
+            for start, end in equal_runs([im.shape for im in images], self.batch_size):
                 yield resize_keep_aspect(np.stack(images[start:end]), self.input_scale)
-                start = end
         else:
             for start in range(0, len(images), self.batch_size):
                 yield resize_batch(images[start : start + self.batch_size], self.input_size)
