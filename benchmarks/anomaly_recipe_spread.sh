@@ -4,8 +4,9 @@
 # over its encoders, the two averaged (both decide); then the selection-set and test figures of
 # it, of its pyramid alone and of the pair alone (docs/detection-anomaly.md, "Spread"), and of
 # the candidate of the second session of 2026-12-07: the pair scoring at 0.25 beside the pyramid.
-#   [PRECISION=fp32] benchmarks/anomaly_recipe_spread.sh [SEED=1] [OUT=/tmp/anom/s$SEED]
-# PRECISION: the members' training precision (default bf16, as the committed pair was trained).
+#   [PRECISION=auto|bf16|fp32] benchmarks/anomaly_recipe_spread.sh [SEED=1] [OUT=/tmp/anom/s$SEED]
+# PRECISION: the members' training precision. Default auto: bf16 where the network is measured
+# faster in it here (the committed pair trained in bf16, on a CPU where it was), else fp32.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${1:-1}
@@ -13,7 +14,7 @@ O=${2:-/tmp/anom/s$SEED}
 C=${COILMAP:-.venv/bin/coilmap}
 N=../shared/data/magnetic_tile/MT_Free/Imgs
 mkdir -p "$O"
-M="--kind draem --input-scale 0.5 --crop-px 128 --normalise --width 16 --steps 6000 --max-minutes 12 --threads 1 --precision ${PRECISION:-bf16}"
+M="--kind draem --input-scale 0.5 --crop-px 128 --normalise --width 16 --steps 6000 --max-minutes 12 --threads 1 --precision ${PRECISION:-auto}"
 date
 /usr/bin/time -f "pair wall %e s" $C detect train-ensemble --normal $N --out "$O/pair.pt" \
   --member "$M --anomalies surface --score-kernel 3 --seed $SEED" \

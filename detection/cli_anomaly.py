@@ -112,6 +112,24 @@ def _draem_encoders(base: Any) -> Any:
     return DraemEncoders.of([m.model_ for m in members], reconstructive_layers=(1, 2))
 
 
+def _draem_training_precision(precision: str, width: int | None, crop_px: int | None) -> str:
+    """``--precision`` of a DRAEM run resolved here (``auto`` measured, at the thread count
+    already set), saying on stderr what ``auto`` chose or where bf16 is slower."""
+    import torch
+
+    from detection.anomaly.draem.torch_model import DraemModel
+    from detection.mixed_precision import precision_summary, slow_bf16_warning, training_precision
+
+    side = crop_px or 128
+    net, example = DraemModel(width or 16).eval(), torch.rand(8, 1, side, side)
+    resolved = training_precision(precision, net, example)
+    if precision == "auto":
+        click.echo(f"--precision auto: {resolved} here ({precision_summary(net, example)})", err=True)
+    elif warning := slow_bf16_warning(precision, net, example):
+        click.echo(warning, err=True)
+    return resolved
+
+
 @click.command("train-anomaly")
 @click.option("--normal", "normal_dir", required=True, type=click.Path(path_type=Path),
               help="Folder of defect-free images (split train/val by coilmap.datasplit).")
@@ -162,9 +180,10 @@ def _draem_encoders(base: Any) -> Any:
 @click.option("--pyramid-scales", default=None, metavar="S1,S2,...",
               help="patchcore: one memory bank per scale factor over one extractor, their "
                    "threshold-scaled maps averaged (e.g. 0.1,0.15,0.2,0.25; the default model's).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
               help="draem: bf16 trains in bfloat16 mixed precision, faster on many CPUs with "
-                   "bfloat16 units (it warns where measured slower); the model is saved in float32.")
+                   "bfloat16 units (it warns where measured slower); auto: bf16 where the network "
+                   "is measured faster in it here, else fp32. The model is saved in float32.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Torch threads (1 is fastest on a shared, busy machine).")
@@ -227,15 +246,7 @@ def train_anomaly(
         if score_kernel is not None:
             params["score_kernel"] = score_kernel
         if precision != "fp32":
-            params["precision"] = precision
-            from detection.anomaly.draem.torch_model import DraemModel
-            from detection.mixed_precision import slow_bf16_warning
-
-            side = crop_px or 128
-            warning = slow_bf16_warning(precision, DraemModel(width or 16).eval(),
-                                        torch.rand(8, 1, side, side))
-            if warning:
-                click.echo(warning, err=True)
+            params["precision"] = _draem_training_precision(precision, width, crop_px)
         return DraemScorer(**params).fit(train, X_val=val, sources=sources(), log=_log)
 
     def selfsup() -> Any:

@@ -222,11 +222,12 @@ def classify(model_path: str | None, images: tuple[str, ...]) -> None:
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16"]),
+    type=click.Choice(["fp32", "bf16", "auto"]),
     default="fp32",
     show_default=True,
     help="bf16 trains in bfloat16 mixed precision (faster on a CPU with bfloat16 units, AMX); "
-    "the model is saved and predicts in float32.",
+    "auto: bf16 where the network is measured faster in it here, else fp32. The model is saved "
+    "and predicts in float32.",
 )
 @click.option(
     "--free-alarm-rate", default=0.05, show_default=True, type=click.FloatRange(0.0, 1.0),
@@ -276,15 +277,19 @@ def train_segmenter(
     import torch
 
     from detection.datasets import discover
-    from detection.mixed_precision import slow_bf16_warning
+    from detection.mixed_precision import precision_summary, slow_bf16_warning, training_precision
     from detection.segmentation.estimator import DefectSegmenter
     from detection.segmentation.torch_model import ContextAggregationNetwork
     from detection.segmentation.training import evaluate_items, train_on_set
 
-    # the network of the usual five defect classes: the data is read after this check
-    warning = slow_bf16_warning(precision, ContextAggregationNetwork(5, width).eval(),
-                                torch.rand(8, 1, crop_px, crop_px))
-    if warning:
+    # the network of the usual five defect classes, timed at the run's thread count: the
+    # data is read after this check
+    torch.set_num_threads(threads)
+    net, example = ContextAggregationNetwork(5, width).eval(), torch.rand(8, 1, crop_px, crop_px)
+    if precision == "auto":
+        precision = training_precision(precision, net, example)
+        click.echo(f"--precision auto: {precision} here ({precision_summary(net, example)})", err=True)
+    elif warning := slow_bf16_warning(precision, net, example):
         click.echo(warning, err=True)
     data = discover(data_dir)
     seg = DefectSegmenter(

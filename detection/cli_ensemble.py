@@ -98,6 +98,29 @@ def member_arguments(options: str) -> list[str]:
     return words
 
 
+def resolve_auto_precision(words: list[str]) -> list[str]:
+    """A member's ``--precision auto`` resolved once, here, before the members start: measured
+    in each member as they start side by side, the probes would time each other. Other
+    arguments come back unchanged."""
+    if "auto" not in words and "--precision=auto" not in words:
+        return words
+    import torch
+
+    from detection.cli_anomaly import _draem_training_precision, train_anomaly
+
+    params = train_anomaly.make_context("train-anomaly", ["--normal", "-", "--out", "-", *words]).params
+    if params["precision"] != "auto":
+        return words
+    threads = torch.get_num_threads()
+    torch.set_num_threads(params["threads"])
+    try:
+        resolved = _draem_training_precision("auto", params["width"], params["crop_px"])
+    finally:
+        torch.set_num_threads(threads)
+    out = [f"--precision={resolved}" if w == "--precision=auto" else w for w in words]
+    return [resolved if w == "auto" and i and out[i - 1] == "--precision" else w for i, w in enumerate(out)]
+
+
 def _run_members(commands: list[list[str]], logs: list[Path], parallel: int) -> list[float]:
     """Run the member commands, at most ``parallel`` at once; each one's wall seconds."""
     pending = list(range(len(commands)))
@@ -145,7 +168,7 @@ def train_ensemble(normal_dir: Path, out_path: Path, members: tuple[str, ...],
     """Train anomaly scorers side by side on defect-free images and combine them."""
     if len(members) < 2:
         raise InputError("an ensemble needs at least two members (give --member twice or more)")
-    arguments = [member_arguments(m) for m in members]
+    arguments = [resolve_auto_precision(member_arguments(m)) for m in members]
     _split_normal(normal_dir)  # the folder's errors now, not after a member has failed on them
     out_path.parent.mkdir(parents=True, exist_ok=True)
     paths = [out_path.with_name(f"{out_path.stem}.member{i + 1}.pt") for i in range(len(members))]

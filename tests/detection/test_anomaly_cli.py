@@ -318,6 +318,27 @@ def test_train_an_ensemble_with_members_side_by_side(normal_dir: Path, tmp_path:
     assert load_scorer(tmp_path / "pair.member1.pt").kind == "draem"  # members are kept
 
 
+def test_an_ensemble_member_asked_for_auto_precision_trains_in_the_one_measured_here(
+        normal_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = (f"--kind draem --steps 1 --input-size 32 --width 4 --crop-px 32 --sources {normal_dir} "
+            "--precision auto")
+    out = tmp_path / "auto.pt"
+    code, _, err = _run(["detect", "train-ensemble", "--normal", str(normal_dir), "--out", str(out),
+                         "--member", tiny, "--member", tiny + " --seed 1"], capsys)
+    assert code == 0, err
+    said = [line for line in err.splitlines() if line.startswith("--precision auto: ")]
+    assert len(said) == 2, err  # resolved in the parent, for each member, before they start
+    assert not any("--precision auto" in log.read_text() for log in tmp_path.glob("auto.member*.log"))
+    chosen = said[0].split()[2]
+    assert chosen in ("fp32", "bf16")
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    # each member's own command names what it trained in (fp32, the default, goes unsaid)
+    assert all("--precision auto" not in m["command"] for m in manifest["members"])
+    assert all((f"--precision {chosen}" in m["command"]) == (chosen == "bf16") for m in manifest["members"])
+    assert "--precision auto" in manifest["command"]
+    assert [m.precision for m in load_scorer(out).members_] == [chosen, chosen]
+
+
 def test_train_ensemble_refuses_bad_members_with_one_line(normal_dir: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bad.pt"

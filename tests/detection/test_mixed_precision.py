@@ -138,3 +138,39 @@ def test_bf16_training_warns_where_the_network_is_measured_slower(monkeypatch: p
     assert mixed_precision.slow_bf16_warning("fp32", net, batch) is None
     # a batch the network cannot take leaves the error to the training, not to this check
     assert mixed_precision.slow_bf16_warning("bf16", net, torch.zeros(8, 3, 8, 8)) is None
+
+
+def test_auto_trains_in_whichever_precision_is_measured_faster_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    from detection.cli_ensemble import resolve_auto_precision
+
+    net, batch = torch.nn.Conv2d(1, 2, 3).eval(), torch.zeros(8, 1, 8, 8)
+    assert mixed_precision.training_precision("bf16", net, batch) == "bf16"  # asked for, kept
+    with pytest.raises(InputError, match="precision must be one of"):
+        mixed_precision.training_precision("fp16", net, batch)
+    monkeypatch.setattr(mixed_precision, "cpu_has_bf16", lambda: False)  # an AVX2-only EPYC
+    assert mixed_precision.training_precision("auto", net, batch) == "fp32"
+    assert mixed_precision.precision_summary(net, batch) == "no bfloat16 units on this CPU"
+    monkeypatch.setattr(mixed_precision, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(mixed_precision, "_probed", {})
+    mixed_precision.precision_seconds(net, batch)
+    key = next(iter(mixed_precision._probed))
+    mixed_precision._probed[key] = {"fp32": 0.0148, "bf16": 0.0100}  # the AMD EPYC with AVX512-BF16
+    assert mixed_precision.training_precision("auto", net, batch) == "bf16"
+    assert mixed_precision.precision_summary(net, batch) == "a batch of 8: 14.8 ms fp32, 10.0 ms bf16"
+    mixed_precision._probed[key] = {"fp32": 0.0100, "bf16": 0.0135}  # the Xeon without AMX
+    assert mixed_precision.training_precision("auto", net, batch) == "fp32"
+
+    # train-ensemble resolves a member's auto once, before the members start side by side
+    faster = {"answer": True}
+    monkeypatch.setattr(mixed_precision, "bf16_runs_faster", lambda model, example: faster["answer"])
+    words = ["--kind", "draem", "--width", "4", "--precision", "auto", "--anomalies", "surface"]
+    assert resolve_auto_precision(words) == [*words[:5], "bf16", *words[6:]]
+    assert resolve_auto_precision(["--precision=auto", "--crop-px", "64"]) == [
+        "--precision=bf16", "--crop-px", "64"]
+    faster["answer"] = False
+    assert resolve_auto_precision(words)[5] == "fp32"
+    asked = ["--kind", "draem", "--precision", "bf16"]
+    assert resolve_auto_precision(asked) == asked
+    threads = torch.get_num_threads()
+    resolve_auto_precision(["--precision", "auto", "--threads", "1"])
+    assert torch.get_num_threads() == threads  # the probe's thread count is not left behind

@@ -184,8 +184,10 @@ def test_train_segment_evaluate_from_the_command_line(tmp_path: Path) -> None:
     model = tmp_path / "seg.pt"
     runner = CliRunner()
     args = ["--data", str(data), "--out", str(model), "--epochs", "1", "--crop-px", "24"]
-    res = runner.invoke(train_segmenter, [*args, "--width", "8", "--synthetic", "4"])
+    res = runner.invoke(train_segmenter, [*args, "--width", "8", "--synthetic", "4", "--precision", "auto"])
     assert res.exit_code == 0, res.output
+    chosen = res.output.split("--precision auto: ")[1].split()[0]  # measured here, then trained in
+    assert chosen in ("fp32", "bf16") and DefectSegmenter.load(model).precision == chosen
     manifest = json.loads(manifest_path(model).read_text())
     assert manifest["kind"] == "segmenter" and "train-segmenter" in manifest["command"]
     assert set(manifest["metrics"]["test"]["AP"]) == {"Free", "Bar", "Blob"}
