@@ -1,5 +1,7 @@
 """``coilmap detect combine-segmenter``: trained segmenters and mirror views averaged into one model;
-``coilmap detect retune-segmenter``: a trained segmenter's image and pixel thresholds chosen again.
+``coilmap detect retune-segmenter``: a trained segmenter's image and pixel thresholds chosen again;
+``coilmap detect gate-segmenter``: a trained segmenter's classes read through a trained anomaly
+scorer (:mod:`detection.segmentation.gated`), nothing trained.
 
 The members' low-resolution mask logits are averaged (with ``--flips`` also over each image's
 three mirror views), the thresholds chosen again on the val part of ``--data``, and the figures
@@ -126,4 +128,56 @@ def retune_segmenter(model_path: Path, data_dir: Path | None, out_path: Path,
         _print_segmenter_figures(metrics["test"])
 
 
-COMMANDS = [combine_segmenter, retune_segmenter]
+@click.command("gate-segmenter")
+@click.option("--segmenter", "segmenter_path", type=click.Path(path_type=Path), default=None,
+              help="A trained segmenter; default: detection/default_models/mt_segmenter_net*.pt "
+                   "averaged (mt_segmenter.pt).")
+@click.option("--anomaly", "anomaly_path", type=click.Path(path_type=Path), default=None,
+              help="A trained anomaly scorer (the file stays where it is; the gated model names it); "
+                   "default: detection/default_models/mt_anomaly.pt.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="The magnetic tile layout (val: thresholds, test: figures); default: the shared "
+                   "magnetic tile data.")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
+@click.option("--free-alarm-rate", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
+              help=FREE_ALARM_RATE_HELP)
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+def gate_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data_dir: Path | None,
+                   out_path: Path, free_alarm_rate: float, threads: int) -> None:
+    """Each class's image score from its anomalous-feature map (the segmenter's class
+    probability times the anomaly map); thresholds chosen on val; print the test figures."""
+    import torch
+
+    from detection.anomaly import DEFAULT_MODEL as DEFAULT_ANOMALY
+    from detection.anomaly import load_scorer
+    from detection.datasets import discover
+    from detection.segmentation import DEFAULT_MODEL as DEFAULT_SEGMENTER
+    from detection.segmentation import load_segmenter
+    from detection.segmentation.gated import GatedSegmenter
+
+    torch.set_num_threads(threads)
+    seg_path = segmenter_path or DEFAULT_SEGMENTER
+    anomaly_file = anomaly_path or DEFAULT_ANOMALY
+    data = discover(data_dir or shared_data_dir() / "magnetic_tile")
+    gated = GatedSegmenter(load_segmenter(seg_path), load_scorer(anomaly_file), anomaly_file,
+                           free_alarm_rate=free_alarm_rate)
+    metrics = _thresholds_and_figures(gated, data)
+    manifest = {
+        "command": command_line(),
+        "data": data.describe(),
+        "splits": "coilmap.datasplit.mt_parts (by tile): the segmenter trained on train (val chose "
+                  "its epoch), the anomaly scorer on MT_Free train; val = this model's thresholds; "
+                  "test = figures",
+        "segmenter": {"model": str(seg_path), "command": read_manifest(seg_path).get("command")},
+        "anomaly": {"model": str(anomaly_file), "command": read_manifest(anomaly_file).get("command")},
+        "metrics": metrics,
+    }
+    mpath = gated.save(out_path, manifest)
+    click.echo(f"wrote {out_path} and {mpath}")
+    click.echo(f"val: mAP {100 * metrics['val']['mAP']:.2f}, mIoU (defect classes) "
+               f"{100 * metrics['val']['mIoU_defect']:.2f}")
+    if "test" in metrics:
+        _print_segmenter_figures(metrics["test"])
+
+
+COMMANDS = [combine_segmenter, retune_segmenter, gate_segmenter]

@@ -635,6 +635,10 @@ def segmenter_from_config(config: dict[str, Any], state: dict[str, torch.Tensor]
         from detection.segmentation.ensemble import SegmenterEnsemble
 
         return SegmenterEnsemble.from_config(config, state, path)
+    if architecture == "GatedSegmenter":
+        from detection.segmentation.gated import GatedSegmenter
+
+        return GatedSegmenter.from_config(config, state, path)
     if architecture == "StackedSegmenter":
         from detection.segmentation.stacked import StackedSegmenter
 

@@ -23,7 +23,6 @@ relative to itself, with its SHA-256, and loading checks both.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,9 @@ import torch
 from torch import nn
 
 from coilmap.errors import InputError
-from coilmap.files import file_sha256
 from detection.anomaly.base import AnomalyScorer
 from detection.classifier.artefact import save_model
+from detection.segmentation.anomaly_reference import anomaly_reference, load_referenced_anomaly
 from detection.segmentation.estimator import DefectSegmenter, segmenter_from_config, sub_state
 from detection.segmentation.evidence import (
     BLOB_FEATURES,
@@ -198,8 +197,7 @@ class StackedSegmenter(DefectSegmenter):
         return {
             "architecture": ARCHITECTURE,
             "segmenter": self.segmenter.config(),
-            "anomaly_file": os.path.relpath(self.anomaly_file.resolve(), Path(model_path).resolve().parent),
-            "anomaly_sha256": file_sha256(self.anomaly_file),
+            **anomaly_reference(self.anomaly_file, model_path),
             "head_c": self.head_.c,
             "cv_map": {str(c): v for c, v in self.cv_map_.items()},
             "c_grid": self.c_grid, "folds": self.folds, "seed": self.seed, "flips": self.flips,
@@ -218,17 +216,9 @@ class StackedSegmenter(DefectSegmenter):
 
     @classmethod
     def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
-        from detection.anomaly import artefact
-
         segmenter = segmenter_from_config(config["segmenter"], sub_state(state, "segmenter."), path)
-        anomaly_file = (Path(path).resolve().parent / config["anomaly_file"]).resolve()
-        if not anomaly_file.is_file():
-            raise InputError(f"the stacked segmenter reads the anomaly model {anomaly_file}, which "
-                             "is not there (keep the two files where they were saved)", source=str(path))
-        if file_sha256(anomaly_file) != config["anomaly_sha256"]:
-            raise InputError(f"the anomaly model {anomaly_file} is not the one this stacked segmenter "
-                             "was fitted with (its SHA-256 differs); refit the head", source=str(path))
-        stacked = cls(segmenter, artefact.load(anomaly_file), anomaly_file, c_grid=config["c_grid"],
+        anomaly, anomaly_file = load_referenced_anomaly(config, path, "stacked segmenter")
+        stacked = cls(segmenter, anomaly, anomaly_file, c_grid=config["c_grid"],
                       folds=int(config["folds"]), seed=int(config["seed"]),
                       flips=bool(config.get("flips", False)))
         try:

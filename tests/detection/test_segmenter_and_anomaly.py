@@ -1,5 +1,6 @@
-"""A segmenter and an anomaly scorer read together by a logistic head (``StackedSegmenter``,
-``coilmap detect stack-segmenter``)."""
+"""A segmenter and an anomaly scorer read together: by a logistic head (``StackedSegmenter``,
+``coilmap detect stack-segmenter``) or through the anomalous-feature map (``GatedSegmenter``,
+``coilmap detect gate-segmenter``)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from detection.anomaly.features.draem_encoders import DraemEncoders
 from detection.anomaly.patchcore.scorer import PatchCoreScorer
 from detection.classifier.artefact import manifest_path
 from detection.cli_classify import evaluate, segment
+from detection.cli_segmenter_ensemble import gate_segmenter
 from detection.cli_stacked import stack_segmenter
 from detection.segmentation import DefectSegmenter, load_segmenter
+from detection.segmentation.gated import GatedSegmenter
 from detection.segmentation.head import fit_head
 from detection.segmentation.stacked import StackedSegmenter
 from tests.detection.test_segmentation import TINY, _tiles, _write_mt_layout
@@ -88,11 +91,17 @@ def test_with_flips_the_head_reads_four_views_and_a_mirrored_image_scores_the_sa
     np.testing.assert_allclose(back.predict_all(parts["x"][:3])[0], proba, atol=1e-4)
 
 
-def test_a_missing_or_changed_anomaly_model_is_named_on_loading(parts: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["stacked", "gated"])
+def test_a_missing_or_changed_anomaly_model_is_named_on_loading(parts: dict, tmp_path: Path,
+                                                                kind: str) -> None:
     anomaly = tmp_path / "a.pt"
     shutil.copy(parts["anomaly_file"], anomaly)
-    stacked = StackedSegmenter(parts["seg"], artefact.load(anomaly), anomaly, c_grid=(1.0,), folds=3)
-    stacked.fit(parts["x"], parts["y"]).save(tmp_path / "s.pt", {"command": "test"})
+    if kind == "stacked":
+        model = StackedSegmenter(parts["seg"], artefact.load(anomaly), anomaly, c_grid=(1.0,), folds=3)
+        model.fit(parts["x"], parts["y"])
+    else:
+        model = GatedSegmenter(parts["seg"], artefact.load(anomaly), anomaly).fit(parts["x"], parts["m"])
+    model.save(tmp_path / "s.pt", {"command": "test"})
     anomaly.write_bytes(anomaly.read_bytes() + b"\0")
     with pytest.raises(InputError, match="SHA-256 differs"):
         load_segmenter(tmp_path / "s.pt")
@@ -151,3 +160,55 @@ def test_the_unseen_tile_benchmark_matches_masks_by_iou() -> None:
     assert best_iou(a, [a]) == 1.0
     assert best_iou(a, [b, np.zeros((8, 8), bool)]) == 8 / 24
     assert best_iou(a, []) == 0.0
+
+
+def test_the_gated_scores_are_the_maxima_of_each_class_probability_times_the_anomaly_map(
+        parts: dict, tmp_path: Path) -> None:
+    anomaly = artefact.load(parts["anomaly_file"])
+    gated = GatedSegmenter(parts["seg"], anomaly, parts["anomaly_file"], free_alarm_rate=0.2)
+    gated.fit(parts["x"][:20], parts["m"][:20])  # thresholds on these, as on the val part
+    scores, maps = gated.predict_all(parts["x"])
+    _, seg_maps = parts["seg"].predict_all(parts["x"])
+    anomaly_maps = anomaly.score_maps(parts["x"])
+    for s, seg_map, a_map in zip(scores, seg_maps, anomaly_maps, strict=True):
+        product = seg_map * (a_map / anomaly.pixel_threshold_)[None]
+        odds = product.reshape(2, -1).max(1)
+        np.testing.assert_allclose(s, odds / (1 + odds), rtol=1e-6)
+    assert all(np.array_equal(a, b) for a, b in zip(maps, seg_maps, strict=True))  # the masks' maps
+    # the thresholds hold the alarm rate on the defect-free images they were chosen on
+    clean = parts["y"][:20] == 0
+    assert (scores[:20][clean] >= np.array(gated.image_thresholds_)).any(1).mean() <= 0.2
+    calls = gated.calls(scores)
+    for call, mask in zip(calls, gated.pixel_labels(scores, maps), strict=True):
+        assert set(np.unique(mask)) <= {0, int(call)}
+    path = tmp_path / "gated.pt"
+    gated.save(path, {"command": "test"})
+    back = load_segmenter(path)
+    assert isinstance(back, GatedSegmenter) and back.image_thresholds_ == gated.image_thresholds_
+    np.testing.assert_allclose(back.predict_all(parts["x"])[0], scores, atol=1e-3)  # float16 weights
+    with pytest.raises(InputError, match="save it with save"):
+        gated.config()
+
+
+def test_gate_segment_evaluate_from_the_command_line(parts: dict, tmp_path: Path) -> None:
+    data = _write_mt_layout(tmp_path / "mt")
+    seg_file = tmp_path / "seg.pt"
+    x, m = _tiles(12, np.random.default_rng(4))
+    DefectSegmenter(**TINY, epochs=1).fit(x, m, classes=["Bar", "Blob"], n_synthetic=0).save(
+        seg_file, {"command": "test"})
+    out = tmp_path / "gated.pt"
+    runner = CliRunner()
+    res = runner.invoke(gate_segmenter, ["--segmenter", str(seg_file), "--anomaly",
+                                         str(parts["anomaly_file"]), "--data", str(data), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "val: mAP" in res.output and "mAP (all classes)" in res.output
+    manifest = json.loads(manifest_path(out).read_text())
+    assert manifest["command"].startswith("coilmap detect gate-segmenter --segmenter")
+    assert manifest["metrics"]["val"]["n"] > 0 and manifest["metrics"]["test"]["n"] > 0
+    assert manifest["anomaly"]["command"] == "test"
+    res = runner.invoke(segment, ["--model", str(out), str(data / "MT_Blob" / "Imgs" / "t1.jpg")])
+    assert res.exit_code == 0, res.output
+    label, confidence = res.output.splitlines()[1].split(",")[1:]
+    assert label in {"Free", "Bar", "Blob"} and 0 <= float(confidence) <= 1
+    res = runner.invoke(evaluate, ["--model", str(out), "--data", str(data), "--part", "all"])
+    assert res.exit_code == 0 and "mAP (all classes)" in res.output, res.output

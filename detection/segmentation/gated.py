@@ -1,0 +1,147 @@
+"""A segmenter's classes read through an anomaly scorer: the anomalous-feature map.
+
+The unit-image paper's anomalous-feature map is a defect class's probability times the anomaly
+score, pixel by pixel: a region counts for a class only where the segmenter finds that class
+*and* the surface is unusual. On tiles no model saw, the segmenter alone calls grinding streaks
+and the edges of clean tiles Break or Uneven (on the magnetic tile test part its Break scores
+separate Break from clean images with an AUROC of only 0.80), while the anomaly scorer, trained
+on defect-free tiles only, finds those images usual. Here each class's image score is the
+maximum of its anomalous-feature map:
+
+    s_k = max over pixels of p_k(x) * a(x) / t_a
+
+with ``p_k`` the segmenter's probability map of class ``k``, ``a`` the anomaly map and ``t_a``
+the scorer's pixel threshold (a constant, so the ranking of images by ``s_k`` does not depend
+on it). Nothing is fitted but the thresholds: as the segmenter's, one per class on the val
+part's defect-free images (:func:`~detection.segmentation.metrics.per_class_thresholds`) and
+the pixel threshold of the masks. The masks are the segmenter's channel of the called class.
+
+``s_k`` is reported as the odds ``s_k / (1 + s_k)`` so that the segmenter's margins (logits
+over the thresholds) read it unchanged: the margin of class ``k`` is ``log s_k - log t_k``.
+
+>>> class_maps = np.array([[[0.2, 0.9]], [[0.5, 0.1]]])  # two classes over two pixels
+>>> anomaly_map = np.array([[4.0, 1.0]])  # twice and half the pixel threshold of 2
+>>> s = gated_scores(class_maps, anomaly_map, 2.0)  # max(0.4, 0.45) and max(1.0, 0.05), as odds
+>>> (s / (1 - s)).round(3).tolist()
+[0.45, 1.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from detection.anomaly.base import AnomalyScorer
+from detection.classifier.artefact import save_model
+from detection.segmentation.anomaly_reference import anomaly_reference, load_referenced_anomaly
+from detection.segmentation.estimator import (
+    DefectSegmenter,
+    image_thresholds_of,
+    segmenter_from_config,
+    sub_state,
+)
+
+ARCHITECTURE = "GatedSegmenter"
+
+
+def gated_scores(class_maps: np.ndarray, anomaly_map: np.ndarray, pixel_threshold: float) -> np.ndarray:
+    """One image's class scores (n_classes,) from its segmenter maps (n_classes, H, W) and its
+    anomaly map (H, W): the maximum of each class's anomalous-feature map, as odds."""
+    relative = np.asarray(anomaly_map, np.float64) / pixel_threshold
+    product = np.asarray(class_maps, np.float64) * relative[None]
+    s = product.reshape(len(product), -1).max(1)
+    return s / (1.0 + s)
+
+
+class GatedSegmenter(DefectSegmenter):
+    """``segmenter``'s masks; each image's class scores from the anomalous-feature maps of
+    ``segmenter`` and ``anomaly`` (the scorer loaded from ``anomaly_file``)."""
+
+    def __init__(self, segmenter: DefectSegmenter, anomaly: AnomalyScorer, anomaly_file: str | Path, *,
+                 free_alarm_rate: float = 0.05, workers: int = 1) -> None:
+        segmenter._check_fitted()
+        super().__init__(scale=segmenter.scale, pool=segmenter.pool, free_alarm_rate=free_alarm_rate)
+        self.segmenter = segmenter
+        self.anomaly = anomaly
+        self.anomaly_file = Path(anomaly_file)
+        self.workers = workers
+        self.classes_ = list(segmenter.classes_)
+        self.net_ = segmenter.net_
+        self.image_thresholds_ = list(segmenter.image_thresholds_)  # until fit chooses its own
+        self.pixel_threshold_ = segmenter.pixel_threshold_
+        self.history_: list[dict[str, Any]] = []
+        self.best_epoch_ = segmenter.best_epoch_
+
+    def fit(  # type: ignore[override]
+        self, images01: Sequence[np.ndarray], masks: Sequence[np.ndarray], **_: Any
+    ) -> GatedSegmenter:
+        """Choose the thresholds on labelled validation images (int masks, 0 background,
+        ``k + 1`` class ``k``); nothing else is fitted."""
+        self._choose_thresholds(images01, masks)
+        return self
+
+    # ---------------------------------------------------------------------------- inference
+    def low_res_logits(self, images01: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """The segmenter's (so the printed selection criterion is the segmenter's own)."""
+        return self.segmenter.low_res_logits(images01)
+
+    def predict_all(
+        self, images01: Sequence[np.ndarray], *, lows: list[torch.Tensor] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each image's gated class scores (N, n_classes; :func:`gated_scores`) and the
+        segmenter's per-class maps."""
+        _, maps = self.segmenter.predict_all(images01, lows=lows)
+        if not len(images01):
+            return np.zeros((0, len(self.classes_)), np.float32), []
+        anomaly_maps = self.anomaly.score_maps(images01, workers=self.workers)
+        t = float(self.anomaly.pixel_threshold_)
+        scores = np.stack([gated_scores(m, a, t) for m, a in zip(maps, anomaly_maps, strict=True)])
+        return scores, maps
+
+    def predict_proba(self, images01: Sequence[np.ndarray]) -> np.ndarray:
+        return self.predict_all(images01)[0]
+
+    def predict_masks(self, images01: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self.segmenter.predict_masks(images01)
+
+    def selection_criterion(self, images, masks, lows=None):  # type: ignore[no-untyped-def]
+        return self.segmenter.selection_criterion(images, masks, lows=lows)
+
+    # ---------------------------------------------------------------------------- files
+    def config(self) -> dict[str, Any]:
+        from coilmap.errors import InputError
+
+        raise InputError("a gated segmenter names its anomaly model relative to its own file: "
+                         "save it with save(path); it cannot be a member of another model")
+
+    def config_for(self, model_path: str | Path) -> dict[str, Any]:
+        self._check_fitted()
+        return {
+            "architecture": ARCHITECTURE,
+            "segmenter": self.segmenter.config(),
+            **anomaly_reference(self.anomaly_file, model_path),
+            "free_alarm_rate": self.free_alarm_rate,
+            "classes": list(self.classes_),
+            "image_thresholds": list(self.image_thresholds_),
+            "pixel_threshold": self.pixel_threshold_,
+        }
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {f"segmenter.{k}": v for k, v in self.segmenter.weights().items()}
+
+    def save(self, path: str | Path, manifest: dict[str, Any]) -> Path:
+        return save_model(path, kind="segmenter", config=self.config_for(path), state_dict=self.weights(),
+                          manifest=manifest)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
+        segmenter = segmenter_from_config(config["segmenter"], sub_state(state, "segmenter."), path)
+        anomaly, anomaly_file = load_referenced_anomaly(config, path, "gated segmenter")
+        gated = cls(segmenter, anomaly, anomaly_file, free_alarm_rate=float(config["free_alarm_rate"]))
+        gated.image_thresholds_ = image_thresholds_of(config)
+        gated.pixel_threshold_ = float(config["pixel_threshold"])
+        return gated
