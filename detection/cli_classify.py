@@ -336,7 +336,8 @@ def train_segmenter(
     "model_path",
     type=click.Path(),
     default=None,
-    help="A segmenter model file (a stacked one too); default: detection/default_models/mt_segmenter.pt.",
+    help="A segmenter model file (a gated or stacked one too); default: "
+    "detection/default_models/mt_segmenter_gated.pt (mt_segmenter.pt read through mt_anomaly.pt).",
 )
 @click.option(
     "--masks-dir",

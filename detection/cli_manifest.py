@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,14 @@ def read_manifest(model_path: str | Path) -> dict[str, Any]:
     """The JSON manifest beside ``model_path`` (``<stem>.json``), or ``{}`` where it has none."""
     path = Path(model_path).with_suffix(".json")
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def source_models(out_path: str | Path, **model_paths: str | Path) -> dict[str, dict[str, Any]]:
+    """Each model another was made from (by role: ``segmenter=...``), named relative to the new
+    model's folder, with the command that made it (from its manifest)."""
+    folder = Path(out_path).resolve().parent
+    return {role: {"model": os.path.relpath(Path(p).resolve(), folder),
+                   "command": read_manifest(p).get("command")} for role, p in model_paths.items()}
 
 
 def retuned_manifest(old: dict[str, Any], retuned: dict[str, Any], *,

@@ -18,7 +18,7 @@ import click
 
 from coilmap.config import shared_data_dir
 from detection.cli_classify import FREE_ALARM_RATE_HELP, _print_segmenter_figures
-from detection.cli_manifest import command_line, read_manifest, retuned_manifest
+from detection.cli_manifest import command_line, read_manifest, retuned_manifest, source_models
 
 
 @click.command("combine-segmenter")
@@ -151,7 +151,7 @@ def gate_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data_
     from detection.anomaly import DEFAULT_MODEL as DEFAULT_ANOMALY
     from detection.anomaly import load_scorer
     from detection.datasets import discover
-    from detection.segmentation import DEFAULT_MODEL as DEFAULT_SEGMENTER
+    from detection.segmentation import DEFAULT_NETWORKS as DEFAULT_SEGMENTER
     from detection.segmentation import load_segmenter
     from detection.segmentation.gated import GatedSegmenter
 
@@ -168,8 +168,7 @@ def gate_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data_
         "splits": "coilmap.datasplit.mt_parts (by tile): the segmenter trained on train (val chose "
                   "its epoch), the anomaly scorer on MT_Free train; val = this model's thresholds; "
                   "test = figures",
-        "segmenter": {"model": str(seg_path), "command": read_manifest(seg_path).get("command")},
-        "anomaly": {"model": str(anomaly_file), "command": read_manifest(anomaly_file).get("command")},
+        **source_models(out_path, segmenter=seg_path, anomaly=anomaly_file),  # relative to out_path
         "metrics": metrics,
     }
     mpath = gated.save(out_path, manifest)

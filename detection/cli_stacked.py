@@ -10,7 +10,6 @@ segmenter: ``segment``, ``evaluate`` and the workers take it like any other.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import click
 
 from coilmap.config import shared_data_dir
 from detection.cli_classify import _print_segmenter_figures
-from detection.cli_manifest import command_line, read_manifest
+from detection.cli_manifest import command_line, source_models
 
 
 def _floats(text: str) -> list[float]:
@@ -31,10 +30,6 @@ def _floats(text: str) -> list[float]:
     if not values or any(v <= 0 for v in values):
         raise InputError(f"--c-grid: comma-separated positive numbers, not {text!r}")
     return values
-
-
-def _relative(path: Path, model_path: Path) -> str:
-    return os.path.relpath(Path(path).resolve(), Path(model_path).resolve().parent)
 
 
 @click.command("stack-segmenter")
@@ -65,7 +60,7 @@ def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data
     from detection.anomaly import DEFAULT_MODEL as DEFAULT_ANOMALY
     from detection.anomaly import load_scorer
     from detection.datasets import discover, load_images
-    from detection.segmentation import DEFAULT_MODEL as DEFAULT_SEGMENTER
+    from detection.segmentation import DEFAULT_NETWORKS as DEFAULT_SEGMENTER
     from detection.segmentation import load_segmenter
     from detection.segmentation.stacked import StackedSegmenter
     from detection.segmentation.training import evaluate_items, image_calls, tile_keys
@@ -100,10 +95,7 @@ def stack_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data
                   f"its C by {folds}-fold cross-validated mAP there, folds by tile "
                   "(coilmap.datasplit.mt_tile_groups); test = figures (tiles in neither train nor val)",
         # the two models, named relative to this one's folder
-        "segmenter": {"model": _relative(seg_path, out_path),
-                      "command": read_manifest(seg_path).get("command")},
-        "anomaly": {"model": _relative(anomaly_file, out_path),
-                    "command": read_manifest(anomaly_file).get("command")},
+        **source_models(out_path, segmenter=seg_path, anomaly=anomaly_file),
         "train_seconds": fit_seconds,
         "metrics": metrics,
     }

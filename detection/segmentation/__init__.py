@@ -1,7 +1,12 @@
 """The context aggregation network: defect masks and classes from the masks' maxima.
 
->>> DEFAULT_MODEL.name
-'mt_segmenter.pt'
+The default model (``DEFAULT_MODEL``) is the default networks (``DEFAULT_NETWORKS``: two trained
+networks averaged over each image's mirror views) read through the default anomaly scorer
+(:mod:`detection.segmentation.gated`, since 2026-12-07): the networks draw the masks, and each
+class's image score is the maximum of its probability times the anomaly map.
+
+>>> DEFAULT_MODEL.name, DEFAULT_NETWORKS.name
+('mt_segmenter_gated.pt', 'mt_segmenter.pt')
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from pathlib import Path
 
 from detection.segmentation.estimator import DefectSegmenter
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "default_models" / "mt_segmenter.pt"
+_MODELS = Path(__file__).resolve().parent.parent / "default_models"
+DEFAULT_MODEL = _MODELS / "mt_segmenter_gated.pt"
+DEFAULT_NETWORKS = _MODELS / "mt_segmenter.pt"
 
 
 def load_segmenter(path: str | Path | None = None) -> DefectSegmenter:
@@ -18,4 +25,4 @@ def load_segmenter(path: str | Path | None = None) -> DefectSegmenter:
     return DefectSegmenter.load(DEFAULT_MODEL if path is None else path)
 
 
-__all__ = ["DEFAULT_MODEL", "DefectSegmenter", "load_segmenter"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_NETWORKS", "DefectSegmenter", "load_segmenter"]

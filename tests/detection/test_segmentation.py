@@ -237,10 +237,20 @@ def test_retune_chooses_the_thresholds_again_and_keeps_how_the_model_was_made(tm
 
 
 def test_the_default_segmenter_is_small_and_documented() -> None:
-    assert DEFAULT_MODEL.is_file(), "train it: see docs/detection-classification.md"
+    from detection.segmentation import DEFAULT_NETWORKS
+    from detection.segmentation.gated import GatedSegmenter
+
+    assert DEFAULT_MODEL.is_file(), "make it: see docs/detection-classification.md"
     assert DEFAULT_MODEL.stat().st_size < 8_000_000
-    manifest = json.loads(manifest_path(DEFAULT_MODEL).read_text())
-    # the default: one trained network (kept beside it) averaged over its mirror views
+    gated = json.loads(manifest_path(DEFAULT_MODEL).read_text())
+    # the default: the default networks read through the default anomaly scorer, both named
+    # beside it
+    assert gated["command"].startswith("coilmap detect gate-segmenter")
+    assert (gated["segmenter"]["model"], gated["anomaly"]["model"]) == ("mt_segmenter.pt", "mt_anomaly.pt")
+    assert "(by tile)" in gated["splits"] and gated["metrics"]["test"]["n"] > 0
+    assert isinstance(load_segmenter(), GatedSegmenter)
+    manifest = json.loads(manifest_path(DEFAULT_NETWORKS).read_text())
+    # the networks: trained networks (kept beside them) averaged over their mirror views
     assert manifest["command"].startswith("coilmap detect combine-segmenter --model")
     assert manifest["flips"] is True
     assert "(by tile)" in manifest["splits"]  # trained and measured on the split by tile
