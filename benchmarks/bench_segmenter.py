@@ -40,9 +40,10 @@ def main(argv: list[str] | None = None) -> None:
         seg = load_segmenter(path)
         seg.predict_all(images[:1])  # warm-up
         best = best_seconds(partial(seg.predict_all, images), args.repeats)
-        masks = getattr(seg, "segmenter", seg)  # a stacked model: the segmenter that draws its masks
+        masks = getattr(seg, "segmenter", seg)  # a gated or stacked model: the segmenter that draws its masks
         print(json.dumps({
-            "model": str(path), "stacked": masks is not seg,
+            "model": str(path), "architecture": type(seg).__name__,
+            "reads_anomaly_scorer": masks is not seg,
             "members": len(getattr(masks, "members", [masks])),
             "flips": bool(getattr(masks, "flips", False)), "images": len(images),
             "threads": args.threads, "best_seconds": round(best, 3),
