@@ -11,6 +11,7 @@ segmenter file: ``segment``, ``evaluate`` and the workers load it like any other
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,30 @@ from detection.cli_classify import FREE_ALARM_RATE_HELP, _print_segmenter_figure
 from detection.cli_manifest import command_line, read_manifest, retuned_manifest, source_models
 
 
+def _thresholds_options(data_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--data (``data_help``, then what its parts are for), --out, --free-alarm-rate and
+    --threads: the options of a command that chooses a model's thresholds on val."""
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed([
+            click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+                         help=f"{data_help} (val: thresholds, test: figures); default: the shared "
+                              "magnetic tile data."),
+            click.option("--out", "out_path", required=True, type=click.Path(path_type=Path)),
+            click.option("--free-alarm-rate", type=click.FloatRange(0.0, 1.0), default=0.05,
+                         show_default=True, help=FREE_ALARM_RATE_HELP),
+            click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True),
+        ]):
+            command = option(command)
+        return command
+    return decorate
+
+
 @click.command("combine-segmenter")
 @click.option("--model", "model_paths", required=True, multiple=True, type=click.Path(path_type=Path),
               help="A trained segmenter (give it once with --flips, or several times).")
 @click.option("--flips", is_flag=True,
               help="Also average each image's left-right, up-down and both-ways mirror views.")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
-              help="The magnetic tile layout the members were trained on (val: thresholds, test: "
-                   "figures); default: the shared magnetic tile data.")
-@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
-@click.option("--free-alarm-rate", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
-              help=FREE_ALARM_RATE_HELP)
-@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+@_thresholds_options("The magnetic tile layout the members were trained on")
 def combine_segmenter(model_paths: tuple[Path, ...], flips: bool, data_dir: Path | None,
                       out_path: Path, free_alarm_rate: float, threads: int) -> None:
     """Average trained segmenters (and mirror views) into one model; print its test figures."""
@@ -135,13 +148,7 @@ def retune_segmenter(model_path: Path, data_dir: Path | None, out_path: Path,
 @click.option("--anomaly", "anomaly_path", type=click.Path(path_type=Path), default=None,
               help="A trained anomaly scorer (the file stays where it is; the gated model names it); "
                    "default: detection/default_models/mt_anomaly.pt.")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
-              help="The magnetic tile layout (val: thresholds, test: figures); default: the shared "
-                   "magnetic tile data.")
-@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
-@click.option("--free-alarm-rate", type=click.FloatRange(0.0, 1.0), default=0.05, show_default=True,
-              help=FREE_ALARM_RATE_HELP)
-@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True)
+@_thresholds_options("The magnetic tile layout")
 def gate_segmenter(segmenter_path: Path | None, anomaly_path: Path | None, data_dir: Path | None,
                    out_path: Path, free_alarm_rate: float, threads: int) -> None:
     """Each class's image score from its anomalous-feature map (the segmenter's class

@@ -36,16 +36,13 @@ import numpy as np
 import torch
 
 from detection.anomaly.base import AnomalyScorer
-from detection.classifier.artefact import save_model
-from detection.segmentation.anomaly_reference import anomaly_reference, load_referenced_anomaly
 from detection.segmentation.estimator import (
     DefectSegmenter,
     image_thresholds_of,
     segmenter_from_config,
     sub_state,
 )
-
-ARCHITECTURE = "GatedSegmenter"
+from detection.segmentation.with_anomaly import SegmenterWithAnomaly, load_referenced_anomaly
 
 
 def gated_scores(class_maps: np.ndarray, anomaly_map: np.ndarray, pixel_threshold: float) -> np.ndarray:
@@ -57,24 +54,16 @@ def gated_scores(class_maps: np.ndarray, anomaly_map: np.ndarray, pixel_threshol
     return s / (1.0 + s)
 
 
-class GatedSegmenter(DefectSegmenter):
+class GatedSegmenter(SegmenterWithAnomaly):
     """``segmenter``'s masks; each image's class scores from the anomalous-feature maps of
     ``segmenter`` and ``anomaly`` (the scorer loaded from ``anomaly_file``)."""
 
+    kind_name = "gated segmenter"
+
     def __init__(self, segmenter: DefectSegmenter, anomaly: AnomalyScorer, anomaly_file: str | Path, *,
                  free_alarm_rate: float = 0.05, workers: int = 1) -> None:
-        segmenter._check_fitted()
-        super().__init__(scale=segmenter.scale, pool=segmenter.pool, free_alarm_rate=free_alarm_rate)
-        self.segmenter = segmenter
-        self.anomaly = anomaly
-        self.anomaly_file = Path(anomaly_file)
+        super().__init__(segmenter, anomaly, anomaly_file, free_alarm_rate=free_alarm_rate)
         self.workers = workers
-        self.classes_ = list(segmenter.classes_)
-        self.net_ = segmenter.net_
-        self.image_thresholds_ = list(segmenter.image_thresholds_)  # until fit chooses its own
-        self.pixel_threshold_ = segmenter.pixel_threshold_
-        self.history_: list[dict[str, Any]] = []
-        self.best_epoch_ = segmenter.best_epoch_
 
     def fit(  # type: ignore[override]
         self, images01: Sequence[np.ndarray], masks: Sequence[np.ndarray], **_: Any
@@ -83,11 +72,6 @@ class GatedSegmenter(DefectSegmenter):
         ``k + 1`` class ``k``); nothing else is fitted."""
         self._choose_thresholds(images01, masks)
         return self
-
-    # ---------------------------------------------------------------------------- inference
-    def low_res_logits(self, images01: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        """The segmenter's (so the printed selection criterion is the segmenter's own)."""
-        return self.segmenter.low_res_logits(images01)
 
     def predict_all(
         self, images01: Sequence[np.ndarray], *, lows: list[torch.Tensor] | None = None
@@ -102,45 +86,10 @@ class GatedSegmenter(DefectSegmenter):
         scores = np.stack([gated_scores(m, a, t) for m, a in zip(maps, anomaly_maps, strict=True)])
         return scores, maps
 
-    def predict_proba(self, images01: Sequence[np.ndarray]) -> np.ndarray:
-        return self.predict_all(images01)[0]
-
-    def predict_masks(self, images01: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self.segmenter.predict_masks(images01)
-
-    def selection_criterion(self, images, masks, lows=None):  # type: ignore[no-untyped-def]
-        return self.segmenter.selection_criterion(images, masks, lows=lows)
-
-    # ---------------------------------------------------------------------------- files
-    def config(self) -> dict[str, Any]:
-        from coilmap.errors import InputError
-
-        raise InputError("a gated segmenter names its anomaly model relative to its own file: "
-                         "save it with save(path); it cannot be a member of another model")
-
-    def config_for(self, model_path: str | Path) -> dict[str, Any]:
-        self._check_fitted()
-        return {
-            "architecture": ARCHITECTURE,
-            "segmenter": self.segmenter.config(),
-            **anomaly_reference(self.anomaly_file, model_path),
-            "free_alarm_rate": self.free_alarm_rate,
-            "classes": list(self.classes_),
-            "image_thresholds": list(self.image_thresholds_),
-            "pixel_threshold": self.pixel_threshold_,
-        }
-
-    def weights(self) -> dict[str, torch.Tensor]:
-        return {f"segmenter.{k}": v for k, v in self.segmenter.weights().items()}
-
-    def save(self, path: str | Path, manifest: dict[str, Any]) -> Path:
-        return save_model(path, kind="segmenter", config=self.config_for(path), state_dict=self.weights(),
-                          manifest=manifest)
-
     @classmethod
     def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
         segmenter = segmenter_from_config(config["segmenter"], sub_state(state, "segmenter."), path)
-        anomaly, anomaly_file = load_referenced_anomaly(config, path, "gated segmenter")
+        anomaly, anomaly_file = load_referenced_anomaly(config, path, cls.kind_name)
         gated = cls(segmenter, anomaly, anomaly_file, free_alarm_rate=float(config["free_alarm_rate"]))
         gated.image_thresholds_ = image_thresholds_of(config)
         gated.pixel_threshold_ = float(config["pixel_threshold"])

@@ -33,8 +33,6 @@ from torch import nn
 
 from coilmap.errors import InputError
 from detection.anomaly.base import AnomalyScorer
-from detection.classifier.artefact import save_model
-from detection.segmentation.anomaly_reference import anomaly_reference, load_referenced_anomaly
 from detection.segmentation.estimator import DefectSegmenter, segmenter_from_config, sub_state
 from detection.segmentation.evidence import (
     BLOB_FEATURES,
@@ -48,8 +46,7 @@ from detection.segmentation.evidence import (
 )
 from detection.segmentation.head import LogisticHead, fit_head, mean_proba
 from detection.segmentation.metrics import class_margins
-
-ARCHITECTURE = "StackedSegmenter"
+from detection.segmentation.with_anomaly import SegmenterWithAnomaly, load_referenced_anomaly
 
 
 def anomaly_extractor(scorer: AnomalyScorer) -> nn.Module:
@@ -68,29 +65,21 @@ def anomaly_extractor(scorer: AnomalyScorer) -> nn.Module:
                      "a stacked segmenter reads the encoders of a PatchCore scorer or pyramid")
 
 
-class StackedSegmenter(DefectSegmenter):
+class StackedSegmenter(SegmenterWithAnomaly):
     """``segmenter``'s masks; each image's class from a logistic head over the evidence of
     ``segmenter`` and ``anomaly`` (the scorer loaded from ``anomaly_file``)."""
+
+    kind_name = "stacked segmenter"
 
     def __init__(self, segmenter: DefectSegmenter, anomaly: AnomalyScorer, anomaly_file: str | Path, *,
                  c_grid: Sequence[float] = (0.3, 1.0, 3.0), folds: int = 5, seed: int = 0,
                  flips: bool = False) -> None:
-        segmenter._check_fitted()
-        super().__init__(scale=segmenter.scale, pool=segmenter.pool)
-        self.segmenter = segmenter
-        self.anomaly = anomaly
-        self.anomaly_file = Path(anomaly_file)
+        super().__init__(segmenter, anomaly, anomaly_file)
         self.c_grid = [float(c) for c in c_grid]
         self.folds = folds
         self.seed = seed
         self.flips = flips
         self.extractor_ = anomaly_extractor(anomaly)
-        # fitted state for DefectSegmenter's methods
-        self.classes_ = list(segmenter.classes_)
-        self.net_ = segmenter.net_
-        self.image_thresholds_ = list(segmenter.image_thresholds_)
-        self.pixel_threshold_ = segmenter.pixel_threshold_
-        self.history_: list[dict[str, Any]] = []
         self.best_epoch_ = None
 
     @staticmethod
@@ -148,10 +137,6 @@ class StackedSegmenter(DefectSegmenter):
             raise InputError("the stacked segmenter's head is not fitted (call fit or load a model file)")
 
     # ---------------------------------------------------------------------------- inference
-    def low_res_logits(self, images01: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        """The segmenter's (so the printed selection criterion is the segmenter's own)."""
-        return self.segmenter.low_res_logits(images01)
-
     def predict_all(
         self, images01: Sequence[np.ndarray], *, lows: list[torch.Tensor] | None = None
     ) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -162,12 +147,6 @@ class StackedSegmenter(DefectSegmenter):
         if not len(images01):
             return np.zeros((0, len(self.classes_)), np.float32), []
         return mean_proba(self.head_, X)[:, 1:], maps
-
-    def predict_proba(self, images01: Sequence[np.ndarray]) -> np.ndarray:
-        return self.predict_all(images01)[0]
-
-    def predict_masks(self, images01: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self.segmenter.predict_masks(images01)
 
     @staticmethod
     def _with_free(proba: np.ndarray) -> np.ndarray:
@@ -184,40 +163,19 @@ class StackedSegmenter(DefectSegmenter):
     def confidences(self, proba: np.ndarray) -> np.ndarray:
         return self._with_free(proba).max(1)
 
-    def selection_criterion(self, images, masks, lows=None):  # type: ignore[no-untyped-def]
-        return self.segmenter.selection_criterion(images, masks, lows=lows)
-
     # ---------------------------------------------------------------------------- files
-    def config(self) -> dict[str, Any]:
-        raise InputError("a stacked segmenter names its anomaly model relative to its own file: "
-                         "save it with save(path); it cannot be a member of another model")
-
     def config_for(self, model_path: str | Path) -> dict[str, Any]:
-        self._check_fitted()
-        return {
-            "architecture": ARCHITECTURE,
-            "segmenter": self.segmenter.config(),
-            **anomaly_reference(self.anomaly_file, model_path),
-            "head_c": self.head_.c,
-            "cv_map": {str(c): v for c, v in self.cv_map_.items()},
-            "c_grid": self.c_grid, "folds": self.folds, "seed": self.seed, "flips": self.flips,
-            "classes": list(self.classes_),
-            "image_thresholds": list(self.image_thresholds_),
-            "pixel_threshold": self.pixel_threshold_,
-        }
+        return {**super().config_for(model_path), "head_c": self.head_.c,
+                "cv_map": {str(c): v for c, v in self.cv_map_.items()},
+                "c_grid": self.c_grid, "folds": self.folds, "seed": self.seed, "flips": self.flips}
 
     def weights(self) -> dict[str, torch.Tensor]:
-        return {**{f"segmenter.{k}": v for k, v in self.segmenter.weights().items()},
-                **{f"head.{k}": v for k, v in self.head_.state().items()}}
-
-    def save(self, path: str | Path, manifest: dict[str, Any]) -> Path:
-        return save_model(path, kind="segmenter", config=self.config_for(path), state_dict=self.weights(),
-                          manifest=manifest)
+        return {**super().weights(), **{f"head.{k}": v for k, v in self.head_.state().items()}}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
         segmenter = segmenter_from_config(config["segmenter"], sub_state(state, "segmenter."), path)
-        anomaly, anomaly_file = load_referenced_anomaly(config, path, "stacked segmenter")
+        anomaly, anomaly_file = load_referenced_anomaly(config, path, cls.kind_name)
         stacked = cls(segmenter, anomaly, anomaly_file, c_grid=config["c_grid"],
                       folds=int(config["folds"]), seed=int(config["seed"]),
                       flips=bool(config.get("flips", False)))
