@@ -86,6 +86,19 @@ class GatedSegmenter(SegmenterWithAnomaly):
         scores = np.stack([gated_scores(m, a, t) for m, a in zip(maps, anomaly_maps, strict=True)])
         return scores, maps
 
+    def confidences(self, proba: np.ndarray) -> np.ndarray:
+        """The confidence of each call: the sigmoid of how far (in logits) the called class is
+        over its threshold, or for a defect-free call how far the closest class stays below its
+        own; at least 0.5, 0.5 at the threshold. (The gated scores are odds of a product, not
+        probabilities: a Crack call just over Crack's threshold of 0.15 would read 0.15.)"""
+        from detection.segmentation.metrics import class_margins
+
+        margins = class_margins(np.asarray(proba), self.image_thresholds_)
+        calls = self.calls(proba)
+        called = np.array([-row.max() if c == 0 else row[c - 1]
+                           for row, c in zip(margins, calls, strict=True)])
+        return 1.0 / (1.0 + np.exp(-called))
+
     @classmethod
     def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor], path: str | Path):  # type: ignore[no-untyped-def]
         segmenter = segmenter_from_config(config["segmenter"], sub_state(state, "segmenter."), path)

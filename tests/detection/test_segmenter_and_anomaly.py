@@ -179,6 +179,7 @@ def test_the_gated_scores_are_the_maxima_of_each_class_probability_times_the_ano
     clean = parts["y"][:20] == 0
     assert (scores[:20][clean] >= np.array(gated.image_thresholds_)).any(1).mean() <= 0.2
     calls = gated.calls(scores)
+    assert np.all(gated.confidences(scores) >= 0.5)  # how far each call is over its threshold
     for call, mask in zip(calls, gated.pixel_labels(scores, maps), strict=True):
         assert set(np.unique(mask)) <= {0, int(call)}
     path = tmp_path / "gated.pt"
@@ -209,6 +210,6 @@ def test_gate_segment_evaluate_from_the_command_line(parts: dict, tmp_path: Path
     res = runner.invoke(segment, ["--model", str(out), str(data / "MT_Blob" / "Imgs" / "t1.jpg")])
     assert res.exit_code == 0, res.output
     label, confidence = res.output.splitlines()[1].split(",")[1:]
-    assert label in {"Free", "Bar", "Blob"} and 0 <= float(confidence) <= 1
+    assert label in {"Free", "Bar", "Blob"} and 0.5 <= float(confidence) <= 1
     res = runner.invoke(evaluate, ["--model", str(out), "--data", str(data), "--part", "all"])
     assert res.exit_code == 0 and "mAP (all classes)" in res.output, res.output
