@@ -35,9 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from detection.anomaly.base import AnomalyScorer
 from detection.segmentation.estimator import (
-    DefectSegmenter,
     image_thresholds_of,
     segmenter_from_config,
     sub_state,
@@ -60,11 +58,6 @@ class GatedSegmenter(SegmenterWithAnomaly):
 
     kind_name = "gated segmenter"
 
-    def __init__(self, segmenter: DefectSegmenter, anomaly: AnomalyScorer, anomaly_file: str | Path, *,
-                 free_alarm_rate: float = 0.05, workers: int = 1) -> None:
-        super().__init__(segmenter, anomaly, anomaly_file, free_alarm_rate=free_alarm_rate)
-        self.workers = workers
-
     def fit(  # type: ignore[override]
         self, images01: Sequence[np.ndarray], masks: Sequence[np.ndarray], **_: Any
     ) -> GatedSegmenter:
@@ -81,7 +74,7 @@ class GatedSegmenter(SegmenterWithAnomaly):
         _, maps = self.segmenter.predict_all(images01, lows=lows)
         if not len(images01):
             return np.zeros((0, len(self.classes_)), np.float32), []
-        anomaly_maps = self.anomaly.score_maps(images01, workers=self.workers)
+        anomaly_maps = self.anomaly.score_maps(images01)
         t = float(self.anomaly.pixel_threshold_)
         scores = np.stack([gated_scores(m, a, t) for m, a in zip(maps, anomaly_maps, strict=True)])
         return scores, maps
