@@ -27,7 +27,7 @@ from detection.cli_manifest import command_line, read_manifest, retuned_manifest
 from detection.images import image_files, load_gray
 
 # detection.anomaly.features.synthetic.ANOMALY_KINDS, written out so that --help needs no torch
-ANOMALY_CHOICES = ("draem", "surface", "mixed", "natural", "draem_natural")
+ANOMALY_CHOICES = ("draem", "surface", "mixed", "natural", "draem_natural", "surface_streaks")
 
 KINDS = ("draem", "patchcore", "ssim_ae", "ocsvm")
 

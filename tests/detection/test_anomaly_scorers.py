@@ -227,14 +227,14 @@ def test_gain_normalisation_removes_exposure(data) -> None:
     np.testing.assert_allclose(gain_normalise(im * 0.6), gain_normalise(im), atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", range(5))
+@pytest.mark.parametrize("kind", [0, 1, 2, 3, 4, 6])
 def test_surface_anomalies_mark_what_they_change(kind: int) -> None:
     from detection.anomaly.features.synthetic import synthesize_surface
 
     rng = np.random.default_rng(kind)
     image = _surface(rng, (48, 64))
     for _ in range(5):
-        aug, mask = synthesize_surface(image, [], rng, p_anomaly=1.0, weights=np.eye(6)[kind])
+        aug, mask = synthesize_surface(image, [], rng, p_anomaly=1.0, weights=np.eye(7)[kind])
         assert aug.shape == mask.shape == image.shape and set(np.unique(mask)) <= {0.0, 1.0}
         np.testing.assert_array_equal(aug[mask == 0], image[mask == 0])
 
@@ -246,7 +246,7 @@ def test_natural_regions_are_another_image_brighter_darker_or_more_streaked() ->
 
     rng = np.random.default_rng(3)
     image, donor = _surface(rng, (64, 96)), _surface(rng, (64, 96))
-    only_regions = np.eye(6)[5]
+    only_regions = np.eye(7)[5]
     for _ in range(10):
         aug, mask = synthesize_surface(image, [], rng, p_anomaly=1.0, weights=only_regions,
                                        donor01=donor)
@@ -262,7 +262,8 @@ def test_natural_regions_are_another_image_brighter_darker_or_more_streaked() ->
         synthesize_surface(image, [], rng, p_anomaly=1.0, weights=(1.0, 0.0))
 
 
-@pytest.mark.parametrize("anomalies", ["draem", "surface", "mixed", "natural", "draem_natural"])
+@pytest.mark.parametrize("anomalies", ["draem", "surface", "mixed", "natural", "draem_natural",
+                                       "surface_streaks"])
 def test_every_synthetic_anomaly_mix_gives_masks_where_it_changes(anomalies: str) -> None:
     from scipy import ndimage
 
@@ -279,6 +280,25 @@ def test_every_synthetic_anomaly_mix_gives_masks_where_it_changes(anomalies: str
     assert torch.equal(aug[~near], clean[~near])
     with pytest.raises(ValueError, match="anomalies"):
         synthetic_batch(batch, [], rng, 1.0, anomalies="perlin")
+
+
+def test_streak_cracks_run_with_the_grinding_streaks() -> None:
+    from detection.anomaly.features.synthetic import synthesize_surface, texture_direction
+
+    rng = np.random.default_rng(4)
+    columns = np.tile(0.4 + 0.1 * np.sin(np.arange(96) * 1.7), (80, 1)).astype(np.float32)
+    for image, along_rows in ((columns, True), (np.ascontiguousarray(columns.T), False)):
+        # an axis: the same modulo pi
+        assert abs(np.sin(texture_direction(image) - (0.0 if along_rows else np.pi / 2))) < 0.05
+        down = across = 0
+        for _ in range(10):
+            aug, mask = synthesize_surface(image, [], rng, p_anomaly=1.0, weights=np.eye(7)[6])
+            ys, xs = np.nonzero(mask)
+            down, across = down + np.ptp(ys) + 1, across + np.ptp(xs) + 1
+            assert np.all(aug[mask == 1] < image[mask == 1])  # darker, the texture kept
+            np.testing.assert_array_equal(aug[mask == 0], image[mask == 0])
+        # a streak may leave the image early (it starts anywhere), so the extents are summed
+        assert (down > 4 * across) if along_rows else (across > 4 * down)
 
 
 def test_mixes_without_regions_draw_in_the_order_of_earlier_runs() -> None:

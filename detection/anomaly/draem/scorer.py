@@ -30,6 +30,7 @@ from detection.anomaly.base import (
 from detection.anomaly.draem.torch_model import DraemModel, fuse_batchnorm
 from detection.anomaly.features.synthetic import (
     ANOMALY_KINDS,
+    SURFACE_KINDS,
     SURFACE_WEIGHTS,
     synthesize,
     synthesize_surface,
@@ -80,7 +81,7 @@ def synthetic_batch(
         return synthesize_surface(im, sources, rng, p_anomaly=p_anomaly, weights=weights,
                                   donor01=donor)
 
-    if weights is None or weights[-1] == 0:
+    if weights is None or weights[SURFACE_KINDS.index("natural")] == 0:
         # each image flipped, then given its anomaly (the order of random draws of every run
         # before natural regions existed, so that their commands give the same models)
         clean, pairs = [], []

@@ -236,16 +236,53 @@ def natural_fill(
     return (level + (donor - level) * contrast).astype(np.float32)
 
 
-SURFACE_KINDS = ("texture", "spot", "crack", "band", "edge", "natural")
+def texture_direction(image01: np.ndarray) -> float:
+    """The angle (radians, from the row axis towards the column axis) along which ``image01``'s
+    texture runs: perpendicular to its dominant gradient (the structure tensor's main axis).
+    Grinding streaks running down the columns give about 0.
+
+    >>> streaks = np.tile(np.sin(np.arange(64) * 1.3), (48, 1))  # constant down each column
+    >>> abs(round(texture_direction(streaks), 3))
+    0.0
+    """
+    gy, gx = np.gradient(np.asarray(image01, dtype=np.float64))
+    jyy, jxx, jxy = float((gy * gy).mean()), float((gx * gx).mean()), float((gx * gy).mean())
+    gradient = 0.5 * np.arctan2(2 * jxy, jyy - jxx)  # from the row axis, as the streaks' normal
+    return float(gradient + np.pi / 2) if gradient < 0 else float(gradient - np.pi / 2)
+
+
+def streak_mask(shape: tuple[int, int], direction: float, rng: np.random.Generator) -> np.ndarray:
+    """A thin (1-3 px), long (30-100 % of the image along it) and nearly straight line along
+    ``direction`` (:func:`texture_direction`): a crack that runs with the grinding streaks, as
+    the magnetic tiles' cracks do, and that the random-walk :func:`crack_mask` rarely draws."""
+    from scipy import ndimage
+
+    h, w = shape
+    extent = abs(h * np.cos(direction)) + abs(w * np.sin(direction))
+    n = int(rng.uniform(0.3, 1.0) * extent) + 2
+    angle = direction + rng.normal(0.0, 0.03) + np.cumsum(rng.normal(0.0, 0.02, n))
+    way = 1.0 if rng.random() < 0.5 else -1.0  # up or down the streaks from its start
+    y = rng.uniform(0, h) + way * np.cumsum(np.cos(angle))
+    x = rng.uniform(0, w) + way * np.cumsum(np.sin(angle))
+    keep = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    mask = np.zeros(shape, bool)
+    mask[y[keep].astype(int), x[keep].astype(int)] = True
+    if rng.random() < 0.5:
+        mask = ndimage.binary_dilation(mask, iterations=1)
+    return mask.astype(np.float32)
+
+
+SURFACE_KINDS = ("texture", "spot", "crack", "band", "edge", "natural", "streak")
 
 
 # each training mix of synthesize_surface: the probabilities of its kinds (texture, spot, crack,
-# band, edge, natural)
+# band, edge, natural, streak)
 SURFACE_WEIGHTS = {
-    "surface": (0.3, 0.2, 0.2, 0.15, 0.15, 0.0),
-    "mixed": (0.6, 0.1, 0.1, 0.1, 0.1, 0.0),  # the paper's texture blobs for most
-    "natural": (0.2, 0.15, 0.15, 0.1, 0.1, 0.3),  # surface shapes and regions of another tile
-    "draem_natural": (0.65, 0.0, 0.0, 0.0, 0.0, 0.35),  # the paper's blobs and such regions
+    "surface": (0.3, 0.2, 0.2, 0.15, 0.15, 0.0, 0.0),
+    "mixed": (0.6, 0.1, 0.1, 0.1, 0.1, 0.0, 0.0),  # the paper's texture blobs for most
+    "natural": (0.2, 0.15, 0.15, 0.1, 0.1, 0.3, 0.0),  # surface shapes and regions of another tile
+    "draem_natural": (0.65, 0.0, 0.0, 0.0, 0.0, 0.35, 0.0),  # the paper's blobs and such regions
+    "surface_streaks": (0.3, 0.2, 0.1, 0.15, 0.15, 0.0, 0.1),  # half the cracks along the streaks
 }
 ANOMALY_KINDS = ("draem", *SURFACE_WEIGHTS)
 
@@ -256,7 +293,7 @@ def synthesize_surface(
     rng: np.random.Generator,
     *,
     p_anomaly: float = 0.5,
-    weights: Sequence[float] = (0.3, 0.2, 0.2, 0.15, 0.15, 0.0),
+    weights: Sequence[float] = SURFACE_WEIGHTS["surface"],
     donor01: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(augmented, mask)`` with one anomaly of a kind drawn from :data:`SURFACE_KINDS`
@@ -283,6 +320,9 @@ def synthesize_surface(
     if kind == "crack":
         mask = crack_mask(shape, rng)
         fill = np.full(shape, max(0.0, level * rng.uniform(0.2, 0.7)), np.float32)
+    elif kind == "streak":
+        mask = streak_mask(shape, texture_direction(image01), rng)
+        fill = image01 * rng.uniform(0.45, 0.85)  # darker, the texture kept
     elif kind == "spot":
         mask = spot_mask(shape, rng)
         fill = image01 * rng.uniform(0.15, 0.7)  # a pit: darker, the texture faintly kept
