@@ -143,8 +143,8 @@ def retune_segmenter(model_path: Path, data_dir: Path | None, out_path: Path,
 
 @click.command("gate-segmenter")
 @click.option("--segmenter", "segmenter_path", type=click.Path(path_type=Path), default=None,
-              help="A trained segmenter; default: detection/default_models/mt_segmenter_net*.pt "
-                   "averaged (mt_segmenter.pt).")
+              help="A trained segmenter; default: detection/default_models/mt_segmenter.pt (the "
+                   "default networks, two averaged over their mirror views).")
 @click.option("--anomaly", "anomaly_path", type=click.Path(path_type=Path), default=None,
               help="A trained anomaly scorer (the file stays where it is; the gated model names it); "
                    "default: detection/default_models/mt_anomaly.pt.")
