@@ -4,9 +4,11 @@
 # over its encoders, the two averaged (both decide); then the selection-set and test figures of
 # it, of its pyramid alone and of the pair alone (docs/detection-anomaly.md, "Spread"), and of
 # the candidate of the second session of 2026-12-07: the pair scoring at 0.25 beside the pyramid.
-#   [PRECISION=auto|bf16|fp32] benchmarks/anomaly_recipe_spread.sh [SEED=1] [OUT=/tmp/anom/s$SEED]
+#   [PRECISION=auto|bf16|fp32] [MIX=surface|surface_streaks] benchmarks/anomaly_recipe_spread.sh [SEED=1] [OUT=/tmp/anom/s$SEED]
 # PRECISION: the members' training precision. Default auto: bf16 where the network is measured
 # faster in it here (the committed pair trained in bf16, on a CPU where it was), else fp32.
+# MIX: the first member's synthetic anomalies (default surface, the committed pair's;
+# surface_streaks: the candidate of the thirteenth session, docs/detection-anomaly.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${1:-1}
@@ -17,7 +19,7 @@ mkdir -p "$O"
 M="--kind draem --input-scale 0.5 --crop-px 128 --normalise --width 16 --steps 6000 --max-minutes 12 --threads 1 --precision ${PRECISION:-auto}"
 date
 /usr/bin/time -f "pair wall %e s" $C detect train-ensemble --normal $N --out "$O/pair.pt" \
-  --member "$M --anomalies surface --score-kernel 3 --seed $SEED" \
+  --member "$M --anomalies ${MIX:-surface} --score-kernel 3 --seed $SEED" \
   --member "$M --anomalies draem --score-kernel 5 --seed $SEED"
 /usr/bin/time -f "rest wall %e s" bash -c "
   $C detect retune-anomaly --model '$O/pair.pt' --normal $N --out '$O/pair_at_0.35.pt' \
