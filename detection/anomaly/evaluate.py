@@ -40,14 +40,14 @@ def evaluate_synthetic_val(
     similar synthetic anomalies, so it ranks candidates; it does not predict test figures.
     """
     from detection.anomaly.base import resize_map
-    from detection.anomaly.features.synthetic import synthesize_surface
+    from detection.anomaly.features.synthetic import SURFACE_KINDS, synthesize_surface
 
     images = [load_gray(it.image) for it in mt_items(mt_root, "MT_Free", "val")]
     rng = np.random.default_rng(seed)
     sets = {"synthetic_val": [synthesize_surface(im, sources, rng, p_anomaly=1.0) for im in images]}
     if regions:
         rng = np.random.default_rng(seed + 1)
-        only_regions = (0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+        only_regions = tuple(float(kind == "natural") for kind in SURFACE_KINDS)
         sets["synthetic_val_region"] = [
             synthesize_surface(im, sources, rng, p_anomaly=1.0, weights=only_regions,
                                donor01=resize_map(images[(i + 1) % len(images)], im.shape))
