@@ -118,15 +118,13 @@ def _draem_training_precision(precision: str, width: int | None, crop_px: int | 
     import torch
 
     from detection.anomaly.draem.torch_model import DraemModel
-    from detection.mixed_precision import precision_summary, slow_bf16_warning, training_precision
+    from detection.mixed_precision import resolve_training_precision
 
     side = crop_px or 128
-    net, example = DraemModel(width or 16).eval(), torch.rand(8, 1, side, side)
-    resolved = training_precision(precision, net, example)
-    if precision == "auto":
-        click.echo(f"--precision auto: {resolved} here ({precision_summary(net, example)})", err=True)
-    elif warning := slow_bf16_warning(precision, net, example):
-        click.echo(warning, err=True)
+    resolved, message = resolve_training_precision(precision, DraemModel(width or 16).eval(),
+                                                   torch.rand(8, 1, side, side))
+    if message:
+        click.echo(message, err=True)
     return resolved
 
 

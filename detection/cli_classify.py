@@ -277,7 +277,7 @@ def train_segmenter(
     import torch
 
     from detection.datasets import discover
-    from detection.mixed_precision import precision_summary, slow_bf16_warning, training_precision
+    from detection.mixed_precision import resolve_training_precision
     from detection.segmentation.estimator import DefectSegmenter
     from detection.segmentation.torch_model import ContextAggregationNetwork
     from detection.segmentation.training import evaluate_items, train_on_set
@@ -285,12 +285,10 @@ def train_segmenter(
     # the network of the usual five defect classes, timed at the run's thread count: the
     # data is read after this check
     torch.set_num_threads(threads)
-    net, example = ContextAggregationNetwork(5, width).eval(), torch.rand(8, 1, crop_px, crop_px)
-    if precision == "auto":
-        precision = training_precision(precision, net, example)
-        click.echo(f"--precision auto: {precision} here ({precision_summary(net, example)})", err=True)
-    elif warning := slow_bf16_warning(precision, net, example):
-        click.echo(warning, err=True)
+    precision, message = resolve_training_precision(
+        precision, ContextAggregationNetwork(5, width).eval(), torch.rand(8, 1, crop_px, crop_px))
+    if message:
+        click.echo(message, err=True)
     data = discover(data_dir)
     seg = DefectSegmenter(
         scale=scale,

@@ -132,9 +132,6 @@ def scoring_precision(requested: str, model: torch.nn.Module | None = None,
     return "bf16"
 
 
-TRAINING_PRECISIONS = (*PRECISIONS, "auto")
-
-
 def training_precision(requested: str, model: torch.nn.Module, example: torch.Tensor) -> str:
     """The precision a training run asked for ``requested`` trains in: ``"auto"`` is bf16 on
     a CPU with bfloat16 units where ``model`` runs ``example`` faster in it
@@ -148,9 +145,7 @@ def training_precision(requested: str, model: torch.nn.Module, example: torch.Te
     """
     if requested != "auto":
         return check(requested)
-    if not cpu_has_bf16():
-        return "fp32"
-    return "bf16" if bf16_runs_faster(model, example) else "fp32"
+    return scoring_precision("bf16", model, example)  # the same rule as scoring's
 
 
 def precision_summary(model: torch.nn.Module, example: torch.Tensor) -> str:
@@ -161,6 +156,16 @@ def precision_summary(model: torch.nn.Module, example: torch.Tensor) -> str:
     seconds = precision_seconds(model, example)
     return (f"a batch of {example.shape[0]}: {1000 * seconds['fp32']:.1f} ms fp32, "
             f"{1000 * seconds['bf16']:.1f} ms bf16")
+
+
+def resolve_training_precision(requested: str, model: torch.nn.Module,
+                               example: torch.Tensor) -> tuple[str, str | None]:
+    """``(precision, message)`` for a training command: :func:`training_precision`, and the
+    line to print on stderr: what ``auto`` chose and why, or :func:`slow_bf16_warning`."""
+    precision = training_precision(requested, model, example)
+    if requested == "auto":
+        return precision, f"--precision auto: {precision} here ({precision_summary(model, example)})"
+    return precision, slow_bf16_warning(requested, model, example)
 
 
 def slow_bf16_warning(precision: str, model: torch.nn.Module | None = None,
