@@ -108,7 +108,10 @@ def resolve_auto_precision(words: list[str]) -> list[str]:
 
     from detection.cli_anomaly import _draem_training_precision, train_anomaly
 
-    params = train_anomaly.make_context("train-anomaly", ["--normal", "-", "--out", "-", *words]).params
+    try:
+        params = train_anomaly.make_context("train-anomaly", ["--normal", "-", "--out", "-", *words]).params
+    except click.ClickException as exc:  # a member's own options, named as the member the user wrote
+        raise InputError(f"--member {shlex.join(words)!r}: {exc.format_message()}") from exc
     if params["precision"] != "auto":
         return words
     threads = torch.get_num_threads()

@@ -174,3 +174,6 @@ def test_auto_trains_in_whichever_precision_is_measured_faster_here(monkeypatch:
     threads = torch.get_num_threads()
     resolve_auto_precision(["--precision", "auto", "--threads", "1"])
     assert torch.get_num_threads() == threads  # the probe's thread count is not left behind
+    # a member's invalid option is named with the member, not as a usage error of train-anomaly
+    with pytest.raises(InputError, match=r"--member '--precision auto --width abc': .*'--width'"):
+        resolve_auto_precision(["--precision", "auto", "--width", "abc"])
