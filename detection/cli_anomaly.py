@@ -353,7 +353,7 @@ def train_anomaly(
                    "2-core machine --workers 2 beats --threads 2; the same figures).")
 def score(images: tuple[Path, ...], model_path: Path | None, heatmap_dir: Path | None,
           class_probability: float, threads: int, workers: int) -> None:
-    """Score images: prints CSV ``path,score,is_defect``."""
+    """Score images: prints CSV path,score,is_defect."""
     import torch
     from PIL import Image
 
@@ -469,7 +469,7 @@ def retune_anomaly(model_path: Path, normal_dir: Path, out_path: Path, score_ker
     """Change how a DRAEM model (or an ensemble of them) scores, without retraining: its
     image-score window, its precision, its map smoothing, its scale or the quantile its pixel
     threshold sits at; thresholds are set again from the val part of --normal (choose with
-    ``evaluate-anomaly --selection``). Any other model (the default, a PatchCore pyramid with
+    evaluate-anomaly --selection). Any other model (the default, a PatchCore pyramid with
     map-only DRAEM members) takes --pixel-quantile alone."""
     import torch
 
