@@ -1,8 +1,8 @@
 """``coilmap detect ...``: the classifier and anomaly-scorer commands.
 
 The commands themselves live in ``detection/cli_classify.py``, ``detection/cli_anomaly.py``,
-``detection/cli_ensemble.py``, ``detection/cli_segmenter_ensemble.py`` and
-``detection/cli_stacked.py``; this group only
+``detection/cli_ensemble.py``, ``detection/cli_segmenter_ensemble.py``,
+``detection/cli_classifier_ensemble.py`` and ``detection/cli_stacked.py``; this group only
 gathers them.
 """
 
@@ -21,5 +21,5 @@ def detect() -> None:
 add_module_commands(
     detect,
     ("detection.cli_classify", "detection.cli_anomaly", "detection.cli_ensemble",
-     "detection.cli_segmenter_ensemble", "detection.cli_stacked"),
+     "detection.cli_segmenter_ensemble", "detection.cli_classifier_ensemble", "detection.cli_stacked"),
 )

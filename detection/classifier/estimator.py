@@ -383,6 +383,16 @@ class DefectClassifier:
     @classmethod
     def _from_file(cls, path: str | Path):  # type: ignore[no-untyped-def]
         config, state = load_model(path, kind="classifier")
+        if config.get("architecture") == "ClassifierEnsemble":
+            from detection.classifier.ensemble import ClassifierEnsemble
+
+            return ClassifierEnsemble.from_config(config, state, path)
+        return DefectClassifier.from_config(config, state, path)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], state: dict[str, torch.Tensor],
+                    path: str | Path):  # type: ignore[no-untyped-def]
+        """The classifier a file's config and weights describe (``path`` names it in errors)."""
         params = dict(config["params"])
         params["widths"] = tuple(params["widths"])
         clf = cls(**params)
