@@ -63,7 +63,7 @@ class ClassifierEmbedder:
     def __init__(self, classifier, name: str) -> None:  # classifier: DefectClassifier
         self.classifier = classifier
         self.name = name
-        self.dim = int(classifier.net_.embedding_dim)
+        self.dim = int(classifier.embedding_dim)
 
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> ClassifierEmbedder:

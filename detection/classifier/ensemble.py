@@ -66,6 +66,10 @@ class ClassifierEnsemble(DefectClassifier):
         k = self.tta if tta is None else tta
         return torch.stack([m._proba_tensor(images01, tta=k) for m in self.members]).mean(0)
 
+    @property
+    def embedding_dim(self) -> int:
+        return sum(m.embedding_dim for m in self.members)
+
     def embed(self, images01: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """The members' penultimate-layer features side by side (N, sum of their widths)."""
         return np.concatenate([m.embed(images01) for m in self.members], axis=1)

@@ -328,6 +328,12 @@ class DefectClassifier:
         """The most probable class name of each image."""
         return np.array(self.classes_, dtype=object)[self.predict_proba(images01).argmax(1)]
 
+    @property
+    def embedding_dim(self) -> int:
+        """The width of :meth:`embed`'s features."""
+        self._check_fitted()
+        return int(self.net_.embedding_dim)
+
     @torch.no_grad()
     def embed(self, images01: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Penultimate-layer features (N, embedding_dim), for similar-image search."""

@@ -39,7 +39,10 @@ def test_the_ensemble_averages_its_members_probabilities_each_with_its_own_views
     assert list(ens.predict(x[:2])) == [ens.classes_[i] for i in ens.predict_proba(x[:2]).argmax(1)]
     emb = ens.embed(x[:3])
     np.testing.assert_allclose(emb[:, :16], members[0].embed(x[:3]), atol=1e-6)
-    assert emb.shape == (3, 32)
+    assert emb.shape == (3, 32) == (3, ens.embedding_dim)
+    from fusion.embeddings import ClassifierEmbedder
+
+    assert ClassifierEmbedder(ens, "ensemble").dim == 32  # the similar-image index's width
 
 
 def test_members_must_share_their_classes_and_an_ensemble_is_not_trained_or_a_feature_extractor() -> None:
