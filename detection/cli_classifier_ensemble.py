@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from coilmap.config import shared_data_dir
+from detection.cli_classify import echo_classifier_figures
 from detection.cli_manifest import command_line, read_manifest
 
 
@@ -32,7 +33,6 @@ def combine_classifier(model_paths: tuple[Path, ...], data_dir: Path | None, out
 
     from detection.classifier import load_classifier
     from detection.classifier.ensemble import ClassifierEnsemble
-    from detection.classifier.metrics import format_confusion
     from detection.classifier.training import evaluate_items
     from detection.datasets import discover
 
@@ -60,10 +60,7 @@ def combine_classifier(model_paths: tuple[Path, ...], data_dir: Path | None, out
     }
     mpath = ensemble.save(out_path, manifest)
     click.echo(f"wrote {out_path} and {mpath} ({len(members)} members)")
-    for part, m in metrics.items():
-        click.echo(f"{part}: accuracy {m['accuracy']:.4f} ({m['errors']} errors of {m['n']})")
-    if "test" in metrics:
-        click.echo(format_confusion(metrics["test"]["confusion"], metrics["test"]["classes"]))
+    echo_classifier_figures(metrics)
 
 
 COMMANDS = [combine_classifier]

@@ -94,7 +94,6 @@ def train_classifier(
 ) -> None:
     """Train a defect classifier from scratch; report its figures on the held-out test part."""
     from detection.classifier.estimator import DefectClassifier, count_parameters
-    from detection.classifier.metrics import format_confusion
     from detection.classifier.training import evaluate_items, train_on_set
     from detection.datasets import discover
 
@@ -128,6 +127,13 @@ def train_classifier(
     }
     mpath = clf.save(out_path, manifest)
     click.echo(f"wrote {out_path} and {mpath} (trained in {summary['train_seconds']} s)")
+    echo_classifier_figures(metrics)
+
+
+def echo_classifier_figures(metrics: dict[str, Any]) -> None:
+    """Each part's accuracy, then the test part's confusion matrix (where there is one)."""
+    from detection.classifier.metrics import format_confusion
+
     for part, m in metrics.items():
         click.echo(f"{part}: accuracy {m['accuracy']:.4f} ({m['errors']} errors of {m['n']})")
     if "test" in metrics:
