@@ -105,3 +105,29 @@ def test_combine_classifier_from_the_command_line(tmp_path: Path) -> None:
     res = runner.invoke(combine_classifier, ["--model", str(models[0]), "--data", str(data),
                                              "--out", str(tmp_path / "x.pt")])
     assert res.exit_code != 0 and "at least two members" in str(res.exception)
+
+
+def test_a_detection_worker_classifies_with_an_ensemble_file_one_view_per_member(tmp_path: Path) -> None:
+    from detection.worker import TileDetector
+
+    members, _ = _members()
+    path = tmp_path / "ens.pt"
+    ClassifierEnsemble(members).save(path, {"command": "test", "data": {}, "metrics": {}})
+    ens = DefectClassifier.load(path)
+    asked: list[int | None] = []
+    for m in ens.members:  # record the views each member is asked for
+        original = m._proba_tensor
+        m._proba_tensor = lambda images, tta=None, _f=original: (asked.append(tta), _f(images, tta=tta))[1]
+
+    class _Scorer:
+        pixel_threshold_ = 0.5
+
+        def score_maps(self, tiles: list[np.ndarray], workers: int = 1) -> list[np.ndarray]:
+            return [(t < 0.2).astype(np.float32) for t in tiles]
+
+    frame = np.full((300, 520), 0.6, np.float32)
+    frame[100:130, 200:240] = 0.05
+    result = TileDetector(_Scorer(), ens, tile_px=256).detect(frame, {})
+    assert [d.label for d in result.detections] in (["bright"], ["dark"])
+    assert 0.5 <= result.detections[0].confidence <= 1.0
+    assert asked == [1, 1]  # line use: one view, in each member
