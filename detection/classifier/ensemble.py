@@ -1,6 +1,6 @@
 """Classifiers combined: several trained networks, their class probabilities averaged.
 
-One run of the NEU recipe scores 98.5-100 % on the held-out test part depending on its seed
+One run of the NEU recipe scores 97.5-100 % on the held-out test part depending on its seed
 (docs/detection-classification.md, "Seeds"). Averaging the probabilities of a few runs removes
 part of that variance without training anything more. Each member keeps its own input size,
 normalisation and number of averaged symmetries (``tta``); a ``tta`` passed at prediction (the
@@ -40,6 +40,9 @@ class ClassifierEnsemble(DefectClassifier):
     def __init__(self, members: Sequence[DefectClassifier]) -> None:
         if len(members) < 2:
             raise InputError("a classifier ensemble needs at least two members")
+        nested = [i for i, m in enumerate(members, start=1) if isinstance(m, ClassifierEnsemble)]
+        if nested:
+            raise InputError(f"member {nested[0]} is itself an ensemble: combine its member files instead")
         first = members[0]
         for i, m in enumerate(members[1:], start=2):
             if list(m.classes_) != list(first.classes_):

@@ -53,6 +53,8 @@ def test_members_must_share_their_classes_and_an_ensemble_is_not_trained_or_a_fe
     with pytest.raises(InputError, match="at least two members"):
         ClassifierEnsemble(members[:1])
     ens = ClassifierEnsemble(members)
+    with pytest.raises(InputError, match="member 2 is itself an ensemble"):
+        ClassifierEnsemble([members[0], ens])
     with pytest.raises(InputError, match="not trained: train its members"):
         ens.fit(x, [0] * len(x), classes=["bright", "dark"])
     with pytest.raises(InputError, match="use one of its member files"):
