@@ -456,12 +456,9 @@ def test_map_only_members_add_to_the_map_not_the_image_score(
         EnsembleScorer(members=[decider, outliner], map_only=[0, 1]).fit(None, X_val=images)
 
 
-def test_real_defect_selection_set(tiny_model: Path, normal_dir: Path, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
-    """``evaluate-anomaly --selection``: MT_Free val against the train and val parts of the
-    defect classes, never a test image; written to the manifest under its own key."""
-    from detection.anomaly.evaluate import mt_selection_items
-
+def _mt_root(tmp_path: Path, normal_dir: Path) -> Path:
+    """A magnetic_tile folder: ``normal_dir`` as MT_Free, eight images of a dark square (with
+    its mask) in each defect class."""
     root = tmp_path / "magnetic_tile"
     (root / "MT_Free").mkdir(parents=True)
     (root / "MT_Free" / "Imgs").symlink_to(normal_dir)
@@ -476,6 +473,16 @@ def test_real_defect_selection_set(tiny_model: Path, normal_dir: Path, tmp_path:
             mask = np.zeros((48, 40), np.uint8)
             mask[10:20, 10:20] = 255
             _write(imgs / f"d_{i}.png", mask)
+    return root
+
+
+def test_real_defect_selection_set(tiny_model: Path, normal_dir: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``evaluate-anomaly --selection``: MT_Free val against the train and val parts of the
+    defect classes, never a test image; written to the manifest under its own key."""
+    from detection.anomaly.evaluate import mt_selection_items
+
+    root = _mt_root(tmp_path, normal_dir)
     items = mt_selection_items(root)
     stems = {c: [p.stem for p in (root / c / "Imgs").glob("*.jpg")] for c in {it.class_dir for it in items}}
     part_of = {c: mt_parts(c, ids) for c, ids in stems.items()}
@@ -517,3 +524,36 @@ def test_an_ensemble_normalises_each_image_once_for_all_members(tiny_model: Path
                                rtol=1e-6)
     np.testing.assert_allclose(maps[0], (alone[0][0][0] / a.pixel_threshold_
                                          + alone[1][0][0] / b.pixel_threshold_) / 2, rtol=1e-5)
+
+
+def test_compare_two_models_on_the_selection_set_with_an_interval_by_tile(
+        tiny_model: Path, tiny_k3: Path, normal_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``compare-anomaly``: each model's figures are evaluate-anomaly's, the difference is b - a
+    with an interval around it; a model against itself differs by nothing."""
+    root = _mt_root(tmp_path, normal_dir)
+    figures = {}
+    for m in (tiny_model, tiny_k3):
+        code, out, err = _run(["detect", "evaluate-anomaly", "--model", str(m), "--data", str(root),
+                               "--selection"], capsys)
+        assert code == 0, err
+        figures[m] = json.loads(out)
+    code, out, err = _run(["detect", "compare-anomaly", "--model", str(tiny_model), "--model", str(tiny_k3),
+                           "--data", str(root), "--selection", "--resamples", "200"], capsys)
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["set"] == "selection" and r["n_defect_images"] == figures[tiny_model]["n_defect"]
+    assert r["n_defect_tiles"] == r["n_defect_images"]  # "d_<i>" ids are no exposures of one tile
+    for key, figure in (("image_auroc", "image_auroc"), ("pixel_auroc", "pixel_auroc")):
+        assert r[key]["a"] == pytest.approx(figures[tiny_model][figure], abs=2e-3)
+        assert r[key]["b"] == pytest.approx(figures[tiny_k3][figure], abs=2e-3)
+        assert r[key]["difference_95_low"] <= r[key]["difference"] + 1e-3
+        assert r[key]["difference"] - 1e-3 <= r[key]["difference_95_high"]
+    code, out, err = _run(["detect", "compare-anomaly", "--model", str(tiny_model), "--model",
+                           str(tiny_model), "--data", str(root), "--selection", "--resamples", "50"], capsys)
+    same = json.loads(out)["mean_image_pixel_auroc"]
+    keys = ("difference", "difference_95_low", "difference_95_high", "b_ahead_share")
+    assert [same[k] for k in keys] == [0.0, 0.0, 0.0, 0.0]
+    code, _, err = _run(["detect", "compare-anomaly", "--model", str(tiny_model), "--data", str(root)],
+                        capsys)
+    assert code == 2 and "exactly twice" in err

@@ -1,0 +1,72 @@
+"""Two anomaly scorers compared by resampling whole tiles (pure numpy core)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coilmap.errors import InputError
+from detection.anomaly.compare import _tile_weights, histogram_auroc, map_histograms, paired_tile_bootstrap
+from detection.anomaly.metrics import auroc, binned_auroc
+
+
+def _images(rng: np.random.Generator, n_tiles: int = 12, exposures: int = 4) -> tuple[np.ndarray, ...]:
+    """Half clean tiles, half defect tiles, each shown in ``exposures`` images that score alike."""
+    tiles = np.repeat(np.arange(n_tiles), exposures)
+    labels = tiles >= n_tiles // 2
+    tile_level = rng.normal(size=n_tiles)[tiles]  # a tile's exposures share most of their score
+    score = labels * 1.0 + tile_level + 0.1 * rng.normal(size=len(tiles))
+    return labels, tiles, score
+
+
+def test_histogram_auroc_is_the_binned_auroc_and_keeps_leading_axes() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.random(5000) < 0.3
+    s = rng.normal(size=5000) + y
+    maps, masks = [s[:2500].reshape(50, 50), s[2500:].reshape(50, 50)], [y[:2500].reshape(50, 50),
+                                                                        y[2500:].reshape(50, 50)]
+    pos, neg = map_histograms(maps, masks, bins=65536)
+    assert float(histogram_auroc(pos.sum(0), neg.sum(0))) == pytest.approx(binned_auroc(y, s), abs=1e-9)
+    assert float(histogram_auroc(pos.sum(0), neg.sum(0))) == pytest.approx(auroc(y, s), abs=1e-3)
+    both = histogram_auroc(pos, neg)  # one row per image
+    assert both.shape == (2,) and both[0] == pytest.approx(binned_auroc(y[:2500], s[:2500]), abs=1e-3)
+    assert np.isnan(histogram_auroc(np.zeros(4), np.ones(4)))
+    with pytest.raises(InputError, match="differ in size"):
+        map_histograms([np.zeros((3, 3))], [np.zeros((3, 4), bool)])
+
+
+def test_resamples_draw_whole_tiles_of_each_kind() -> None:
+    rng = np.random.default_rng(1)
+    labels, tiles, _ = _images(rng)
+    w = _tile_weights(labels, tiles, 300, rng)
+    for t in np.unique(tiles):  # a tile's exposures are drawn together
+        assert (w[:, tiles == t] == w[:, tiles == t][:, :1]).all()
+    # each kind keeps its size (6 tiles of 4 images) and is never empty
+    assert (w[:, ~labels].sum(1) == 24).all() and (w[:, labels].sum(1) == 24).all()
+
+
+def test_the_interval_holds_the_difference_and_is_wider_when_exposures_repeat_a_tile() -> None:
+    rng = np.random.default_rng(2)
+    labels, tiles, a = _images(rng)
+    b = a + 2.0 * labels  # b separates better on every tile
+    r = paired_tile_bootstrap(labels, tiles, a, b, resamples=500, seed=0)["image_auroc"]
+    assert r["difference"] > 0 and r["difference_95_low"] <= r["difference"] <= r["difference_95_high"]
+    assert r["b_ahead_share"] > 0.9
+    same = paired_tile_bootstrap(labels, tiles, a, a, resamples=100)["image_auroc"]
+    assert same["difference"] == same["difference_95_low"] == same["difference_95_high"] == 0.0
+    noisy = a + rng.normal(scale=0.5, size=len(a))
+    by_tile = paired_tile_bootstrap(labels, tiles, a, noisy, resamples=500)["image_auroc"]
+    by_image = paired_tile_bootstrap(labels, np.arange(len(a)), a, noisy, resamples=500)["image_auroc"]
+    width = {k: v["difference_95_high"] - v["difference_95_low"] for k, v in (("tile", by_tile),
+                                                                            ("image", by_image))}
+    assert width["tile"] > width["image"]  # four exposures are not four independent tiles
+
+
+def test_bad_input_is_refused_by_name() -> None:
+    y, t, s = np.array([0, 1]), np.array([0, 1]), np.array([0.1, 0.9])
+    with pytest.raises(InputError, match="one entry per image"):
+        paired_tile_bootstrap(y, t, s, s[:1])
+    with pytest.raises(InputError, match="both clean and defect"):
+        paired_tile_bootstrap(np.array([1, 1]), t, s, s)
+    with pytest.raises(InputError, match="at least 10"):
+        paired_tile_bootstrap(y, t, s, s, resamples=3)
