@@ -4,8 +4,8 @@ The magnetic-tile sets are small in *tiles* (the selection set: 19 clean tiles o
 and a tile's exposures score alike, so a difference of 0.01 AUROC between two models can be one
 tile. :func:`paired_tile_bootstrap` resamples whole tiles with replacement (clean tiles and
 defect tiles each within their own kind, so every resample holds both), recomputes both models'
-image and pixel AUROC on each resample, and gives the difference's percentile interval and how
-often the second model came out ahead. Pure numpy: the shell scores the images.
+image and pixel AUROC on each resample, and gives each model's and the difference's percentile
+interval and how often the second model came out ahead. Pure numpy: the shell scores the images.
 
 Pixel AUROC on a resample comes from per-image histograms of each model's map (positives and
 negatives apart), summed with the resample's weights: :func:`histogram_auroc`, as
@@ -81,7 +81,11 @@ def _tile_weights(labels: np.ndarray, tiles: np.ndarray, resamples: int,
 def _summary(a: float, b: float, a_boot: np.ndarray, b_boot: np.ndarray) -> dict[str, float]:
     diff = b_boot - a_boot
     lo, hi = np.nanpercentile(diff, [2.5, 97.5])
-    return {"a": round(a, 4), "b": round(b, 4), "difference": round(b - a, 4),
+    a_lo, a_hi = np.nanpercentile(a_boot, [2.5, 97.5])
+    b_lo, b_hi = np.nanpercentile(b_boot, [2.5, 97.5])
+    return {"a": round(a, 4), "a_95_low": round(float(a_lo), 4), "a_95_high": round(float(a_hi), 4),
+            "b": round(b, 4), "b_95_low": round(float(b_lo), 4), "b_95_high": round(float(b_hi), 4),
+            "difference": round(b - a, 4),
             "difference_95_low": round(float(lo), 4), "difference_95_high": round(float(hi), 4),
             "b_ahead_share": round(float(np.nanmean(diff > 0)), 3)}
 
@@ -95,7 +99,7 @@ def paired_tile_bootstrap(
     """Models a and b on the same images (``labels`` True for a defect image, ``tiles`` any
     hashable tile id per image): their image AUROC (and, given each one's
     :func:`map_histograms`, pixel AUROC and the mean of the two, the selection rule's figure),
-    the difference b - a, its 95 % interval over ``resamples`` tile resamples and the share
+    each one's and the difference b - a's 95 % interval over ``resamples`` tile resamples, the share
     of resamples in which b is ahead."""
     labels = np.asarray(labels, bool)
     _, tiles = np.unique(np.asarray(tiles).astype(str), return_inverse=True)

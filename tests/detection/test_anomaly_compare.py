@@ -52,6 +52,7 @@ def test_the_interval_holds_the_difference_and_is_wider_when_exposures_repeat_a_
     r = paired_tile_bootstrap(labels, tiles, a, b, resamples=500, seed=0)["image_auroc"]
     assert r["difference"] > 0 and r["difference_95_low"] <= r["difference"] <= r["difference_95_high"]
     assert r["b_ahead_share"] > 0.9
+    assert r["a_95_low"] <= r["a"] <= r["a_95_high"] and r["b_95_low"] <= r["b"] <= r["b_95_high"]
     same = paired_tile_bootstrap(labels, tiles, a, a, resamples=100)["image_auroc"]
     assert same["difference"] == same["difference_95_low"] == same["difference_95_high"] == 0.0
     noisy = a + rng.normal(scale=0.5, size=len(a))
