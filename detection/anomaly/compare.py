@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -63,14 +64,16 @@ def map_histograms(maps: list[np.ndarray], masks: list[np.ndarray],
     return pos, neg
 
 
-def _tile_weights(labels: np.ndarray, tiles: np.ndarray, resamples: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    """(resamples, n) image weights: each kind's tiles drawn with replacement, as many as it
-    has, and each drawn tile's images counted once per draw."""
-    weights = np.zeros((resamples, len(labels)))
-    for kind in (False, True):
-        kind_tiles = np.unique(tiles[labels == kind])
-        members = [np.flatnonzero((tiles == t) & (labels == kind)) for t in kind_tiles]
+def tile_weights(strata: np.ndarray, tiles: np.ndarray, resamples: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """(resamples, n) image weights: within each stratum (clean / defect, or each class), its
+    tiles drawn with replacement, as many as it has, and each drawn tile's images counted once
+    per draw."""
+    strata, tiles = np.asarray(strata), np.asarray(tiles)
+    weights = np.zeros((resamples, len(strata)))
+    for kind in np.unique(strata):
+        kind_tiles = np.unique(tiles[strata == kind])
+        members = [np.flatnonzero((tiles == t) & (strata == kind)) for t in kind_tiles]
         draws = rng.integers(0, len(kind_tiles), size=(resamples, len(kind_tiles)))
         counts = np.stack([np.bincount(row, minlength=len(kind_tiles)) for row in draws])
         for j, idx in enumerate(members):
@@ -90,48 +93,68 @@ def _summary(a: float, b: float, a_boot: np.ndarray, b_boot: np.ndarray) -> dict
             "b_ahead_share": round(float(np.nanmean(diff > 0)), 3)}
 
 
+Figures = Callable[[np.ndarray | None], dict[str, tuple[float, float]]]
+
+
+def tile_bootstrap(strata: np.ndarray, tiles: np.ndarray, figures: Figures, *,
+                   resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """``figures(weights)`` gives each figure of models a and b, ``(a, b)`` by name, on the
+    images weighted by ``weights`` (None: every image once). Each figure on the whole set,
+    and over ``resamples`` draws of whole tiles within each stratum: each model's and the
+    difference b - a's 95 % interval and the share of draws in which b is ahead."""
+    strata = np.asarray(strata)
+    _, tiles = np.unique(np.asarray(tiles).astype(str), return_inverse=True)
+    if len(strata) != len(tiles):
+        raise InputError("strata and tiles must have one entry per image")
+    if resamples < 10:
+        raise InputError("at least 10 resamples")
+    weights = tile_weights(strata, tiles, resamples, np.random.default_rng(seed))
+    whole = figures(None)
+    drawn = [figures(w) for w in weights]
+    out: dict[str, Any] = {"resamples": resamples, "seed": seed}
+    for name, (a, b) in whole.items():
+        out[name] = _summary(a, b, np.array([d[name][0] for d in drawn]),
+                             np.array([d[name][1] for d in drawn]))
+    return out
+
+
 def paired_tile_bootstrap(
     labels: np.ndarray, tiles: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, *,
     pixels_a: tuple[np.ndarray, np.ndarray] | None = None,
     pixels_b: tuple[np.ndarray, np.ndarray] | None = None,
     resamples: int = 2000, seed: int = 0,
 ) -> dict[str, Any]:
-    """Models a and b on the same images (``labels`` True for a defect image, ``tiles`` any
-    hashable tile id per image): their image AUROC (and, given each one's
-    :func:`map_histograms`, pixel AUROC and the mean of the two, the selection rule's figure),
-    each one's and the difference b - a's 95 % interval over ``resamples`` tile resamples, the share
-    of resamples in which b is ahead."""
+    """Anomaly scorers a and b on the same images (``labels`` True for a defect image,
+    ``tiles`` any hashable tile id per image): their image AUROC (and, given each one's
+    :func:`map_histograms`, pixel AUROC and the mean of the two, the selection rule's figure)
+    by :func:`tile_bootstrap`, clean and defect tiles drawn each within their kind."""
     labels = np.asarray(labels, bool)
-    _, tiles = np.unique(np.asarray(tiles).astype(str), return_inverse=True)
     scores_a, scores_b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
     if not (len(labels) == len(tiles) == len(scores_a) == len(scores_b)):
         raise InputError("labels, tiles and both models' scores must have one entry per image")
     if labels.all() or not labels.any():
         raise InputError("the images must hold both clean and defect images")
-    if resamples < 10:
-        raise InputError("at least 10 resamples")
-    weights = _tile_weights(labels, tiles, resamples, np.random.default_rng(seed))
 
-    def image_auroc(scores: np.ndarray, w: np.ndarray | None = None) -> float:
-        keep = slice(None) if w is None else w > 0
-        sw = None if w is None else w[keep]
-        return float(roc_auc_score(labels[keep], scores[keep], sample_weight=sw))
+    def image_auroc(scores: np.ndarray, w: np.ndarray | None) -> float:
+        if w is None:
+            return float(roc_auc_score(labels, scores))
+        keep = w > 0
+        return float(roc_auc_score(labels[keep], scores[keep], sample_weight=w[keep]))
 
-    out: dict[str, Any] = {"n_images": int(len(labels)), "n_defect_images": int(labels.sum()),
-                           "n_clean_tiles": int(len(np.unique(tiles[~labels]))),
-                           "n_defect_tiles": int(len(np.unique(tiles[labels]))),
-                           "resamples": resamples, "seed": seed}
-    ia = np.array([image_auroc(scores_a, w) for w in weights])
-    ib = np.array([image_auroc(scores_b, w) for w in weights])
-    image_a, image_b = image_auroc(scores_a), image_auroc(scores_b)
-    out["image_auroc"] = _summary(image_a, image_b, ia, ib)
-    if pixels_a is not None and pixels_b is not None:
-        pa = histogram_auroc(weights @ pixels_a[0], weights @ pixels_a[1])
-        pb = histogram_auroc(weights @ pixels_b[0], weights @ pixels_b[1])
-        whole_a = float(histogram_auroc(pixels_a[0].sum(0), pixels_a[1].sum(0)))
-        whole_b = float(histogram_auroc(pixels_b[0].sum(0), pixels_b[1].sum(0)))
-        out["pixel_auroc"] = _summary(whole_a, whole_b, pa, pb)
-        out["mean_image_pixel_auroc"] = _summary(
-            (image_a + whole_a) / 2, (image_b + whole_b) / 2,
-            (ia + pa) / 2, (ib + pb) / 2)
-    return out
+    def pixel_auroc(pixels: tuple[np.ndarray, np.ndarray], w: np.ndarray | None) -> float:
+        pos, neg = (pixels[0].sum(0), pixels[1].sum(0)) if w is None else (w @ pixels[0], w @ pixels[1])
+        return float(histogram_auroc(pos, neg))
+
+    def figures(w: np.ndarray | None) -> dict[str, tuple[float, float]]:
+        out = {"image_auroc": (image_auroc(scores_a, w), image_auroc(scores_b, w))}
+        if pixels_a is not None and pixels_b is not None:
+            out["pixel_auroc"] = (pixel_auroc(pixels_a, w), pixel_auroc(pixels_b, w))
+            out["mean_image_pixel_auroc"] = tuple(  # type: ignore[assignment]
+                (i + p) / 2 for i, p in zip(out["image_auroc"], out["pixel_auroc"], strict=True))
+        return out
+
+    _, tile_index = np.unique(np.asarray(tiles).astype(str), return_inverse=True)
+    return {"n_images": int(len(labels)), "n_defect_images": int(labels.sum()),
+            "n_clean_tiles": int(len(np.unique(tile_index[~labels]))),
+            "n_defect_tiles": int(len(np.unique(tile_index[labels]))),
+            **tile_bootstrap(labels, tiles, figures, resamples=resamples, seed=seed)}

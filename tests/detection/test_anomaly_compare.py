@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from coilmap.errors import InputError
-from detection.anomaly.compare import _tile_weights, histogram_auroc, map_histograms, paired_tile_bootstrap
+from detection.anomaly.compare import histogram_auroc, map_histograms, paired_tile_bootstrap, tile_weights
 from detection.anomaly.metrics import auroc, binned_auroc
 
 
@@ -38,7 +38,7 @@ def test_histogram_auroc_is_the_binned_auroc_and_keeps_leading_axes() -> None:
 def test_resamples_draw_whole_tiles_of_each_kind() -> None:
     rng = np.random.default_rng(1)
     labels, tiles, _ = _images(rng)
-    w = _tile_weights(labels, tiles, 300, rng)
+    w = tile_weights(labels, tiles, 300, rng)
     for t in np.unique(tiles):  # a tile's exposures are drawn together
         assert (w[:, tiles == t] == w[:, tiles == t][:, :1]).all()
     # each kind keeps its size (6 tiles of 4 images) and is never empty
