@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from coilmap.errors import InputError
-from detection.anomaly.compare import histogram_auroc, map_histograms, paired_tile_bootstrap, tile_weights
+from detection.anomaly.compare import histogram_auroc, map_histograms, paired_tile_bootstrap
 from detection.anomaly.metrics import auroc, binned_auroc
+from detection.tile_bootstrap import tile_weights
 
 
 def _images(rng: np.random.Generator, n_tiles: int = 12, exposures: int = 4) -> tuple[np.ndarray, ...]:
