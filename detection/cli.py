@@ -2,7 +2,7 @@
 
 The commands themselves live in ``detection/cli_classify.py``, ``detection/cli_anomaly.py``,
 ``detection/cli_ensemble.py``, ``detection/cli_segmenter_ensemble.py``,
-``detection/cli_classifier_ensemble.py``, ``detection/cli_anomaly_compare.py`` and
+``detection/cli_classifier_ensemble.py``, ``detection/cli_compare.py`` and
 ``detection/cli_stacked.py``; this group only
 gathers them.
 """
@@ -22,6 +22,6 @@ def detect() -> None:
 add_module_commands(
     detect,
     ("detection.cli_classify", "detection.cli_anomaly", "detection.cli_ensemble",
-     "detection.cli_segmenter_ensemble", "detection.cli_classifier_ensemble", "detection.cli_anomaly_compare",
+     "detection.cli_segmenter_ensemble", "detection.cli_classifier_ensemble", "detection.cli_compare",
      "detection.cli_stacked"),
 )

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from coilmap.errors import InputError
 from detection.classifier.artefact import manifest_path
 from detection.cli_classify import evaluate, segment, train_segmenter
+from detection.cli_compare import compare_segmenter
 from detection.cli_segmenter_ensemble import combine_segmenter
 from detection.segmentation import DefectSegmenter, load_segmenter
 from detection.segmentation.ensemble import SegmenterEnsemble
@@ -96,6 +97,19 @@ def test_combine_segmenter_from_the_command_line(tmp_path: Path) -> None:
     res = runner.invoke(combine_segmenter, ["--model", str(models[0]), "--data", str(data),
                                             "--out", str(out)])
     assert isinstance(res.exception, InputError) and "--flips" in str(res.exception)
+
+    # compare-segmenter: each model's mAP is evaluate's; the difference comes with its interval
+    res = runner.invoke(compare_segmenter, ["--model", str(models[0]), "--model", str(out), "--data",
+                                            str(data), "--part", "val", "--resamples", "50"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output)
+    for path, key in ((models[0], "a"), (out, "b")):
+        res = runner.invoke(evaluate, ["--model", str(path), "--data", str(data), "--part", "val", "--json"])
+        assert r["mAP"][key] == pytest.approx(json.loads(res.output)["mAP"], abs=1e-4)
+    assert r["mAP"]["difference_95_low"] <= r["mAP"]["difference"] + 1e-4
+    assert set(r["tiles_per_class"]) == {"Free", "Blob", "Bar"} and r["part"] == "val"
+    res = runner.invoke(compare_segmenter, ["--model", str(out), "--data", str(data)])
+    assert isinstance(res.exception, InputError) and "exactly twice" in str(res.exception)
 
 
 def test_the_segmenter_benchmark_times_plain_and_flipped_models(

@@ -1,4 +1,5 @@
-"""Two anomaly scorers compared by resampling whole tiles (pure numpy core)."""
+"""Two models compared by resampling whole tiles (the pure numpy cores): anomaly scorers' AUROC,
+segmenters' AP and mAP."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 from coilmap.errors import InputError
 from detection.anomaly.compare import histogram_auroc, map_histograms, paired_tile_bootstrap
 from detection.anomaly.metrics import auroc, binned_auroc
+from detection.segmentation.compare import paired_map_bootstrap
+from detection.segmentation.metrics import image_level_metrics
 from detection.tile_bootstrap import tile_weights
 
 
@@ -72,3 +75,24 @@ def test_bad_input_is_refused_by_name() -> None:
         paired_tile_bootstrap(np.array([1, 1]), t, s, s)
     with pytest.raises(InputError, match="at least 10"):
         paired_tile_bootstrap(y, t, s, s, resamples=3)
+
+
+def test_segmenter_ap_and_map_are_the_evaluation_figures_and_each_class_keeps_its_tiles() -> None:
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1, 2], [40, 12, 8])
+    tiles = np.array([f"{k}:{i // 4}" for i, k in enumerate(y)])  # four exposures a tile
+    defect = rng.random((len(y), 2)) * 0.6
+    defect[y == 1, 0] += 0.35
+    defect[y == 2, 1] += 0.3
+    scores = np.column_stack([1.0 - defect.max(1), defect])
+    whole = image_level_metrics(y, defect, ["free", "a", "b"], threshold=0.5)
+    r = paired_map_bootstrap(y, tiles, scores, scores + rng.normal(0, 0.05, scores.shape),
+                             ["free", "a", "b"], resamples=200)
+    assert r["mAP"]["a"] == pytest.approx(whole["mAP"], abs=1e-4)
+    assert r["AP a"]["a"] == pytest.approx(whole["AP"]["a"], abs=1e-4)
+    assert r["mAP"]["a_95_low"] <= r["mAP"]["a"] <= r["mAP"]["a_95_high"]
+    assert r["tiles_per_class"] == {"free": 10, "a": 3, "b": 2}
+    with pytest.raises(InputError, match="one column per class"):
+        paired_map_bootstrap(y, tiles, scores, scores[:, :2], ["free", "a", "b"])
+    with pytest.raises(InputError, match="at least two classes"):
+        paired_map_bootstrap(y[:40], tiles[:40], scores[:40], scores[:40], ["free", "a", "b"])
