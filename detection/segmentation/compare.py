@@ -29,7 +29,8 @@ def paired_map_bootstrap(y: np.ndarray, tiles: np.ndarray, scores_a: np.ndarray,
     """Segmenters a and b on the same images: ``y`` each image's class (0 the defect-free
     class), ``scores_*`` (N, len(classes)) each class's score; per class ``AP <class>`` and
     ``mAP`` (mean over the classes present), each model's and the difference b - a's 95 %
-    interval over tile draws within each class, and the share of draws where b is ahead."""
+    interval over tile draws within each class, and the share of draws where b is ahead. A
+    class of fewer than three tiles is named in ``classes_with_intervals_too_narrow``."""
     y = np.asarray(y, int)
     scores_a, scores_b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
     if not (len(y) == len(tiles) == len(scores_a) == len(scores_b)):
@@ -53,6 +54,9 @@ def paired_map_bootstrap(y: np.ndarray, tiles: np.ndarray, scores_a: np.ndarray,
         return {name: (a[name], b[name]) for name in a}
 
     _, tile_index = np.unique(np.asarray(tiles).astype(str), return_inverse=True)
-    return {"n_images": int(len(y)),
-            "tiles_per_class": {classes[k]: int(len(np.unique(tile_index[y == k]))) for k in present},
+    per_class = {classes[k]: int(len(np.unique(tile_index[y == k]))) for k in present}
+    return {"n_images": int(len(y)), "tiles_per_class": per_class,
+            # a class of one or two tiles is drawn as (nearly) the same tiles every time: its
+            # interval is (nearly) zero wide and says nothing of how it would do on other tiles
+            "classes_with_intervals_too_narrow": [c for c, n in per_class.items() if n < 3],
             **tile_bootstrap(y, tiles, figures, resamples=resamples, seed=seed)}

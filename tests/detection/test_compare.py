@@ -92,6 +92,7 @@ def test_segmenter_ap_and_map_are_the_evaluation_figures_and_each_class_keeps_it
     assert r["AP a"]["a"] == pytest.approx(whole["AP"]["a"], abs=1e-4)
     assert r["mAP"]["a_95_low"] <= r["mAP"]["a"] <= r["mAP"]["a_95_high"]
     assert r["tiles_per_class"] == {"free": 10, "a": 3, "b": 2}
+    assert r["classes_with_intervals_too_narrow"] == ["b"]
     with pytest.raises(InputError, match="one column per class"):
         paired_map_bootstrap(y, tiles, scores, scores[:, :2], ["free", "a", "b"])
     with pytest.raises(InputError, match="at least two classes"):
