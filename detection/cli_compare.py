@@ -90,7 +90,6 @@ def compare_anomaly(model_paths: tuple[Path, ...], mt_root: Path | None, selecti
                            "set": "selection" if selection else "test", **result}, indent=2))
 
 
-
 @click.command("compare-segmenter")
 @_comparison_options
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
