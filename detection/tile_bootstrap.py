@@ -42,6 +42,16 @@ def tile_weights(strata: np.ndarray, tiles: np.ndarray, resamples: int,
     return weights
 
 
+def tiles_per_stratum(strata: np.ndarray, tiles: np.ndarray) -> dict[Any, int]:
+    """How many distinct tiles each stratum holds (the draws' unit).
+
+    >>> tiles_per_stratum(np.array([0, 0, 1, 1]), np.array(["a", "a", "b", "c"]))
+    {0: 1, 1: 2}
+    """
+    strata, tiles = np.asarray(strata), np.asarray(tiles).astype(str)
+    return {kind.item(): int(len(np.unique(tiles[strata == kind]))) for kind in np.unique(strata)}
+
+
 def _summary(a: float, b: float, a_boot: np.ndarray, b_boot: np.ndarray) -> dict[str, float]:
     diff = b_boot - a_boot
     lo, hi = np.nanpercentile(diff, [2.5, 97.5])

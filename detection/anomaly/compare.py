@@ -7,8 +7,8 @@ from :func:`detection.tile_bootstrap.tile_bootstrap` (clean tiles and defect til
 within their own kind). Pure numpy: the shell scores the images.
 
 Pixel AUROC on a resample comes from per-image histograms of each model's map (positives and
-negatives apart), summed with the resample's weights: :func:`histogram_auroc`, as
-:func:`detection.anomaly.metrics.binned_auroc` integrates its counts.
+negatives apart), summed with the resample's weights: :func:`detection.anomaly.metrics.histogram_auroc`, which
+:func:`detection.anomaly.metrics.binned_auroc` integrates its counts with too.
 
 >>> y = np.array([0, 0, 1, 1]); tiles = np.array([0, 1, 2, 3])
 >>> a, b = np.array([0.1, 0.4, 0.35, 0.8]), np.array([0.1, 0.2, 0.6, 0.8])
@@ -27,19 +27,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from coilmap.errors import InputError
-from detection.tile_bootstrap import tile_bootstrap
-
-
-def histogram_auroc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """AUROC from score histograms over the same bins (last axis), ties within a bin counted
-    half; any leading axes are kept (one AUROC per row). NaN where a row has no positives or
-    no negatives."""
-    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
-    neg_below = np.cumsum(neg, axis=-1) - neg
-    wins = (pos * (neg_below + 0.5 * neg)).sum(-1)
-    total = pos.sum(-1) * neg.sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, wins / np.where(total > 0, total, 1.0), np.nan)
+from detection.anomaly.metrics import histogram_auroc, score_bins
+from detection.tile_bootstrap import tile_bootstrap, tiles_per_stratum
 
 
 def map_histograms(maps: list[np.ndarray], masks: list[np.ndarray],
@@ -50,13 +39,12 @@ def map_histograms(maps: list[np.ndarray], masks: list[np.ndarray],
         raise InputError(f"{len(maps)} maps but {len(masks)} masks")
     lo = min(float(m.min()) for m in maps)
     hi = max(float(m.max()) for m in maps)
-    span = hi - lo if hi > lo else 1.0
     pos = np.zeros((len(maps), bins), np.float64)
     neg = np.zeros((len(maps), bins), np.float64)
     for i, (m, mask) in enumerate(zip(maps, masks, strict=True)):
         if m.shape != mask.shape:
             raise InputError(f"image {i}: map {m.shape} and mask {mask.shape} differ in size")
-        idx = np.minimum(((m.ravel().astype(np.float64) - lo) / span * bins).astype(np.int64), bins - 1)
+        idx = score_bins(m.ravel(), lo, hi, bins)
         defect = mask.ravel().astype(bool)
         pos[i] = np.bincount(idx[defect], minlength=bins)
         neg[i] = np.bincount(idx[~defect], minlength=bins)
@@ -98,8 +86,7 @@ def paired_tile_bootstrap(
                 (i + p) / 2 for i, p in zip(out["image_auroc"], out["pixel_auroc"], strict=True))
         return out
 
-    _, tile_index = np.unique(np.asarray(tiles).astype(str), return_inverse=True)
+    per_kind = tiles_per_stratum(labels, tiles)
     return {"n_images": int(len(labels)), "n_defect_images": int(labels.sum()),
-            "n_clean_tiles": int(len(np.unique(tile_index[~labels]))),
-            "n_defect_tiles": int(len(np.unique(tile_index[labels]))),
+            "n_clean_tiles": per_kind[False], "n_defect_tiles": per_kind[True],
             **tile_bootstrap(labels, tiles, figures, resamples=resamples, seed=seed)}

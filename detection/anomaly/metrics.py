@@ -32,9 +32,24 @@ def binned_auroc(labels: np.ndarray, scores: np.ndarray, bins: int = 65536) -> f
     lo, hi = float(scores.min()), float(scores.max())
     if hi <= lo:
         return 0.5
-    idx = np.minimum(((scores - lo) / (hi - lo) * bins).astype(np.int64), bins - 1)
-    pos = np.bincount(idx[labels], minlength=bins).astype(np.float64)
-    neg = np.bincount(idx[~labels], minlength=bins).astype(np.float64)
-    neg_below = np.cumsum(neg) - neg
-    wins = (pos * (neg_below + 0.5 * neg)).sum()
-    return float(wins / (pos.sum() * neg.sum()))
+    idx = score_bins(scores, lo, hi, bins)
+    return float(histogram_auroc(np.bincount(idx[labels], minlength=bins),
+                                 np.bincount(idx[~labels], minlength=bins)))
+
+
+def score_bins(scores: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
+    """Each score's bin among ``bins`` equal bins from ``lo`` to ``hi`` (``hi`` in the last)."""
+    span = hi - lo if hi > lo else 1.0
+    return np.minimum(((np.asarray(scores, np.float64) - lo) / span * bins).astype(np.int64), bins - 1)
+
+
+def histogram_auroc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """AUROC from score histograms of the positives and negatives over the same bins (last
+    axis), ties within a bin counted half; any leading axes are kept (one AUROC per row). NaN
+    where a row has no positives or no negatives."""
+    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    neg_below = np.cumsum(neg, axis=-1) - neg
+    wins = (pos * (neg_below + 0.5 * neg)).sum(-1)
+    total = pos.sum(-1) * neg.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, wins / np.where(total > 0, total, 1.0), np.nan)

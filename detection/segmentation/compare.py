@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 
 from coilmap.errors import InputError
-from detection.tile_bootstrap import tile_bootstrap
+from detection.tile_bootstrap import tile_bootstrap, tiles_per_stratum
 
 
 def paired_map_bootstrap(y: np.ndarray, tiles: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray,
@@ -53,8 +53,7 @@ def paired_map_bootstrap(y: np.ndarray, tiles: np.ndarray, scores_a: np.ndarray,
         a, b = mean_ap(scores_a, w), mean_ap(scores_b, w)
         return {name: (a[name], b[name]) for name in a}
 
-    _, tile_index = np.unique(np.asarray(tiles).astype(str), return_inverse=True)
-    per_class = {classes[k]: int(len(np.unique(tile_index[y == k]))) for k in present}
+    per_class = {classes[k]: n for k, n in tiles_per_stratum(y, tiles).items()}
     return {"n_images": int(len(y)), "tiles_per_class": per_class,
             # a class of one or two tiles is drawn as (nearly) the same tiles every time: its
             # interval is (nearly) zero wide and says nothing of how it would do on other tiles

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from coilmap.errors import InputError
-from detection.anomaly.compare import histogram_auroc, map_histograms, paired_tile_bootstrap
-from detection.anomaly.metrics import auroc, binned_auroc
+from detection.anomaly.compare import map_histograms, paired_tile_bootstrap
+from detection.anomaly.metrics import auroc, binned_auroc, histogram_auroc
 from detection.segmentation.compare import paired_map_bootstrap
 from detection.segmentation.metrics import image_level_metrics
 from detection.tile_bootstrap import tile_weights
