@@ -80,6 +80,13 @@ def _echo_json(obj: Any) -> None:
     help="Wall-time cap of the training loop: stop before an epoch that would pass it "
     "(the best validation epoch so far is kept).",
 )
+@click.option(
+    "--ema-decay",
+    default=None,
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    help="Validate, keep and write the moving average of the weights with this decay per "
+    "step (for example 0.998) instead of the weights themselves. Default: no average.",
+)
 def train_classifier(
     data_dir: str,
     out_path: str,
@@ -91,6 +98,7 @@ def train_classifier(
     seed: int,
     threads: int,
     max_minutes: float | None,
+    ema_decay: float | None,
 ) -> None:
     """Train a defect classifier from scratch; report its figures on the held-out test part."""
     from detection.classifier.estimator import DefectClassifier, count_parameters
@@ -107,6 +115,7 @@ def train_classifier(
         seed=seed,
         threads=threads,
         max_minutes=max_minutes,
+        ema_decay=ema_decay,
     )
     clf, summary = train_on_set(data, clf, log=lambda s: click.echo(s, err=True))
     test = data.part("test")

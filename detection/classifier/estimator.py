@@ -22,6 +22,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from detection.augment import (
 )
 from detection.classifier.artefact import config_fits, load_model, save_model
 from detection.classifier.torch_model import CompactResNet
+from detection.weight_ema import WeightEma
 
 Box = tuple[int, int, int, int]
 
@@ -89,6 +91,7 @@ class DefectClassifier:
         seed: int = 0,
         threads: int = 1,
         max_minutes: float | None = None,
+        ema_decay: float | None = None,
     ) -> None:
         self.input_px = input_px
         self.widths = widths
@@ -105,6 +108,7 @@ class DefectClassifier:
         self.seed = seed
         self.threads = threads
         self.max_minutes = max_minutes
+        self.ema_decay = ema_decay
 
     # ----------------------------------------------------------------------------- training
     def fit(
@@ -153,6 +157,8 @@ class DefectClassifier:
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=self.lr, total_steps=self.epochs * steps, pct_start=0.2
         )
+        # validated, kept and returned: the weights' moving average where asked (detection/weight_ema.py)
+        ema = WeightEma(net, decay=self.ema_decay) if self.ema_decay else None
         has_val = val_images is not None and val_labels is not None and len(val_labels) > 0
         self.history_: list[dict[str, Any]] = []
         best_key: tuple[float, float] | None = None
@@ -175,10 +181,13 @@ class DefectClassifier:
                 loss.backward()
                 opt.step()
                 sched.step()
+                if ema is not None:
+                    ema.update(net)
                 total += loss.item() * len(idx)
             row: dict[str, Any] = {"epoch": epoch, "train_loss": total / len(y)}
             if has_val:
-                proba = self._proba_tensor(val_images, tta=1)  # type: ignore[arg-type]
+                with ema.applied(net) if ema is not None else nullcontext():
+                    proba = self._proba_tensor(val_images, tta=1)  # type: ignore[arg-type]
                 vy = torch.as_tensor(np.asarray(val_labels, dtype=np.int64))
                 per = F.nll_loss(torch.log(proba.clamp_min(1e-8)), vy, reduction="none")
                 per_class = [
@@ -191,7 +200,7 @@ class DefectClassifier:
                 key = (acc, -float(per.mean()))
                 if best_key is None or key >= best_key:
                     best_key, self.best_epoch_ = key, epoch
-                    best_state = copy.deepcopy(net.state_dict())
+                    best_state = ema.state_dict() if ema is not None else copy.deepcopy(net.state_dict())
             row["seconds"] = time.perf_counter() - t0
             self.history_.append(row)
             if log is not None:
@@ -202,6 +211,8 @@ class DefectClassifier:
                     log(f"stopped after epoch {epoch} of {self.epochs}: the next would pass "
                         f"--max-minutes {self.max_minutes}")
                 break
+        if ema is not None and not has_val:
+            net.load_state_dict(ema.state_dict())
         if has_val:
             net.load_state_dict(best_state)
             self.tta = self._choose_tta(val_images, val_labels)  # type: ignore[arg-type]

@@ -277,3 +277,20 @@ def test_a_wall_time_cap_stops_training_and_keeps_the_best_epoch() -> None:
     clf = DefectClassifier(**TINY, epochs=20, max_minutes=1e-6).fit(
         x, y, classes=["bright", "dark"], val_images=x[:4], val_labels=y[:4])
     assert len(clf.history_) == 1 and clf.stopped_at_epoch_ == 1 and clf.best_epoch_ == 1
+
+
+def test_a_moving_average_of_the_weights_is_what_is_validated_and_kept() -> None:
+    rng = np.random.default_rng(5)
+    x, y = _bright_dark(32, rng)
+    xv, yv = _bright_dark(12, rng)
+    fit = {"classes": ["bright", "dark"], "val_images": xv, "val_labels": yv}
+    plain = DefectClassifier(**TINY, epochs=3, lr=1e-2).fit(x, y, **fit)
+    # a decay of almost nothing averages nothing: the same run, weights and choices
+    none = DefectClassifier(**TINY, epochs=3, lr=1e-2, ema_decay=1e-9).fit(x, y, **fit)
+    for k, v in plain.net_.state_dict().items():
+        torch.testing.assert_close(none.net_.state_dict()[k], v, msg=k)
+    assert none.best_epoch_ == plain.best_epoch_
+    averaged = DefectClassifier(**TINY, epochs=3, lr=1e-2, ema_decay=0.9).fit(x, y, **fit)
+    assert not torch.equal(averaged.net_.state_dict()["head.1.weight"], plain.net_.state_dict()["head.1.weight"])
+    assert (averaged.predict_proba(xv).argmax(1) == np.array(yv)).mean() >= 0.9
+    assert averaged.config()["params"]["ema_decay"] == 0.9
