@@ -87,6 +87,15 @@ def _echo_json(obj: Any) -> None:
     help="Validate, keep and write the moving average of the weights with this decay per "
     "step (for example 0.998) instead of the weights themselves. Default: no average.",
 )
+@click.option(
+    "--precise-bn",
+    "precise_bn_images",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, None),
+    help="Before each validation, recompute the BatchNorm statistics as plain averages over "
+    "this many augmented training images (0: keep the running averages).",
+)
 def train_classifier(
     data_dir: str,
     out_path: str,
@@ -99,9 +108,11 @@ def train_classifier(
     threads: int,
     max_minutes: float | None,
     ema_decay: float | None,
+    precise_bn_images: int,
 ) -> None:
     """Train a defect classifier from scratch; report its figures on the held-out test part."""
     from detection.classifier.estimator import DefectClassifier, count_parameters
+    from detection.classifier.metrics import no_better_than_majority
     from detection.classifier.training import evaluate_items, train_on_set
     from detection.datasets import discover
 
@@ -116,12 +127,16 @@ def train_classifier(
         threads=threads,
         max_minutes=max_minutes,
         ema_decay=ema_decay,
+        precise_bn_images=precise_bn_images,
     )
     clf, summary = train_on_set(data, clf, log=lambda s: click.echo(s, err=True))
     test = data.part("test")
     metrics: dict[str, Any] = {"val": summary["val"]}
     if test:
         metrics["test"] = evaluate_items(clf, test)
+    warnings = [w for part, m in metrics.items() if (w := no_better_than_majority(part, m))]
+    if warnings:  # small defects in large images: a segmenter sees them at full resolution
+        warnings.append("for defects of a few pixels in large images, try train-segmenter")
     manifest = {
         "command": command_line(),
         "data": data.describe(),
@@ -133,10 +148,13 @@ def train_classifier(
         "epochs_run": len(clf.history_),
         "parameters": count_parameters(clf.net_),
         "history": clf.history_,
+        "warnings": warnings,
     }
     mpath = clf.save(out_path, manifest)
     click.echo(f"wrote {out_path} and {mpath} (trained in {summary['train_seconds']} s)")
     echo_classifier_figures(metrics)
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
 
 
 def echo_classifier_figures(metrics: dict[str, Any]) -> None:

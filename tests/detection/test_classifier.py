@@ -291,6 +291,37 @@ def test_a_moving_average_of_the_weights_is_what_is_validated_and_kept() -> None
         torch.testing.assert_close(none.net_.state_dict()[k], v, msg=k)
     assert none.best_epoch_ == plain.best_epoch_
     averaged = DefectClassifier(**TINY, epochs=3, lr=1e-2, ema_decay=0.9).fit(x, y, **fit)
-    assert not torch.equal(averaged.net_.state_dict()["head.1.weight"], plain.net_.state_dict()["head.1.weight"])
+    head = "head.1.weight"
+    assert not torch.equal(averaged.net_.state_dict()[head], plain.net_.state_dict()[head])
     assert (averaged.predict_proba(xv).argmax(1) == np.array(yv)).mean() >= 0.9
     assert averaged.config()["params"]["ema_decay"] == 0.9
+
+
+def test_precise_batch_norm_changes_the_statistics_and_nothing_the_training_draws() -> None:
+    rng = np.random.default_rng(6)
+    x, y = _bright_dark(24, rng)
+    plain = DefectClassifier(**TINY, epochs=2).fit(x, y, classes=["bright", "dark"])
+    precise = DefectClassifier(**TINY, epochs=2, precise_bn_images=16).fit(x, y, classes=["bright", "dark"])
+    for name, p in plain.net_.named_parameters():  # the same augmented batches, the same steps
+        torch.testing.assert_close(dict(precise.net_.named_parameters())[name], p, msg=name)
+    norms = [(a, b) for a, b in zip(plain.net_.modules(), precise.net_.modules(), strict=True)
+             if isinstance(a, torch.nn.BatchNorm2d)]
+    assert norms and all(b.momentum == a.momentum == 0.1 for a, b in norms)
+    assert not torch.allclose(norms[0][0].running_var, norms[0][1].running_var)
+    assert precise.config()["params"]["precise_bn_images"] == 16
+
+
+def test_a_classifier_that_learned_nothing_says_so(tmp_path: Path) -> None:
+    # every image the same: whatever it learns, it calls every held-out image alike
+    for name, n in (("free", 20), ("crack", 10)):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(n):
+            grey = Image.fromarray(np.full((24, 24), 128, np.uint8), mode="L")
+            grey.save(tmp_path / "data" / name / f"{name}{i}.png")
+    model = tmp_path / "m.pt"
+    res = CliRunner().invoke(
+        train_classifier,
+        ["--data", str(tmp_path / "data"), "--out", str(model), "--epochs", "1", "--input-px", "32"])
+    assert res.exit_code == 0, res.output
+    assert "is no better than always answering free" in res.stderr and "train-segmenter" in res.stderr
+    assert any("val accuracy" in w for w in json.loads(manifest_path(model).read_text())["warnings"])
