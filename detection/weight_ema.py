@@ -2,8 +2,9 @@
 
 Why: a network's weights at the end of any one epoch carry the last batches' noise, and which
 epoch validates best is a coin toss among near-equal ones; the average over the last few
-hundred steps is a smoother model. Each runs' seed then matters less (the reason it was tried:
-five runs of the NEU classifier's recipe scored 97.5-100 %, docs/detection-classification.md).
+hundred steps is a smoother model, and a run's seed might matter less (the reason it was tried:
+five runs of the NEU classifier's recipe scored 97.5-100 %). On NEU it validated steadily and
+lower, and was not taken (docs/detection-classification.md, "Steadier single runs?").
 
 Every floating-point entry of the state dict is averaged, BatchNorm running statistics
 included; integer entries (BatchNorm's batch counter) are copied. The decay warms up as

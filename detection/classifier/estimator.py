@@ -232,8 +232,9 @@ class DefectClassifier:
         ``precise_bn_images`` augmented training images (precise BN, Wu and Johnson 2021).
 
         Why: with batches of 16 and momentum 0.1 the running statistics are those of the last
-        few dozen batches, so two neighbouring epochs of the NEU recipe validated at 90 % and
-        98.5 % (docs/detection-classification.md, "Seeds"); the weights hardly move between them.
+        few dozen batches, and neighbouring epochs of the NEU recipe validated 6 points apart.
+        On NEU it made the epochs steadier and the model no better (docs/detection-classification.md,
+        "Steadier single runs?"): most of the jumps are in the weights.
         """
         norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         momenta = [m.momentum for m in norms]
