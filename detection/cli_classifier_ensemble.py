@@ -33,6 +33,7 @@ def combine_classifier(model_paths: tuple[Path, ...], data_dir: Path | None, out
 
     from detection.classifier import load_classifier
     from detection.classifier.ensemble import ClassifierEnsemble
+    from detection.classifier.metrics import unlearned_warnings
     from detection.classifier.training import evaluate_items
     from detection.datasets import discover
 
@@ -57,6 +58,7 @@ def combine_classifier(model_paths: tuple[Path, ...], data_dir: Path | None, out
         "members": members,
         "train_seconds": round(sum(m["train_seconds"] or 0.0 for m in members), 1),
         "metrics": metrics,
+        "warnings": unlearned_warnings(metrics),
     }
     mpath = ensemble.save(out_path, manifest)
     click.echo(f"wrote {out_path} and {mpath} ({len(members)} members)")

@@ -112,7 +112,7 @@ def train_classifier(
 ) -> None:
     """Train a defect classifier from scratch; report its figures on the held-out test part."""
     from detection.classifier.estimator import DefectClassifier, count_parameters
-    from detection.classifier.metrics import no_better_than_majority
+    from detection.classifier.metrics import unlearned_warnings
     from detection.classifier.training import evaluate_items, train_on_set
     from detection.datasets import discover
 
@@ -134,9 +134,6 @@ def train_classifier(
     metrics: dict[str, Any] = {"val": summary["val"]}
     if test:
         metrics["test"] = evaluate_items(clf, test)
-    warnings = [w for part, m in metrics.items() if (w := no_better_than_majority(part, m))]
-    if warnings:  # small defects in large images: a segmenter sees them at full resolution
-        warnings.append("for defects of a few pixels in large images, try train-segmenter")
     manifest = {
         "command": command_line(),
         "data": data.describe(),
@@ -148,23 +145,31 @@ def train_classifier(
         "epochs_run": len(clf.history_),
         "parameters": count_parameters(clf.net_),
         "history": clf.history_,
-        "warnings": warnings,
+        "warnings": unlearned_warnings(metrics),
     }
     mpath = clf.save(out_path, manifest)
     click.echo(f"wrote {out_path} and {mpath} (trained in {summary['train_seconds']} s)")
     echo_classifier_figures(metrics)
-    for w in warnings:
-        click.echo(f"warning: {w}", err=True)
 
 
 def echo_classifier_figures(metrics: dict[str, Any]) -> None:
-    """Each part's accuracy, then the test part's confusion matrix (where there is one)."""
+    """Each part's accuracy, then the test part's confusion matrix (where there is one), then
+    on stderr any part where the classifier is no better than its most common class."""
     from detection.classifier.metrics import format_confusion
 
     for part, m in metrics.items():
         click.echo(f"{part}: accuracy {m['accuracy']:.4f} ({m['errors']} errors of {m['n']})")
     if "test" in metrics:
         click.echo(format_confusion(metrics["test"]["confusion"], metrics["test"]["classes"]))
+    echo_warnings(metrics)
+
+
+def echo_warnings(metrics: dict[str, Any]) -> None:
+    """:func:`~detection.classifier.metrics.unlearned_warnings` on stderr."""
+    from detection.classifier.metrics import unlearned_warnings
+
+    for w in unlearned_warnings(metrics):
+        click.echo(f"warning: {w}", err=True)
 
 
 @click.command("classify")
@@ -458,6 +463,7 @@ def evaluate(model_path: str | None, data_dir: str | None, part: str, as_json: b
         click.echo(format_confusion(m["confusion"], m["classes"]))
         for e in m["misclassified"]:
             click.echo(f"  {e['image']}: {e['true']} -> {e['pred']}")
+        echo_warnings({part: m})
     else:
         from detection.segmentation.estimator import DefectSegmenter
         from detection.segmentation.training import evaluate_items as evaluate_segmenter

@@ -61,6 +61,14 @@ def no_better_than_majority(part: str, metrics: dict[str, Any]) -> str | None:
             "the classifier has not learned these classes")
 
 
+def unlearned_warnings(metrics_by_part: dict[str, dict[str, Any]]) -> list[str]:
+    """:func:`no_better_than_majority` of each part, and where any fires, what to try instead."""
+    warnings = [w for part, m in metrics_by_part.items() if (w := no_better_than_majority(part, m))]
+    if warnings:  # small defects in large images: a segmenter sees them at full resolution
+        warnings.append("for defects of a few pixels in large images, try train-segmenter")
+    return warnings
+
+
 def format_confusion(conf: Sequence[Sequence[int]], classes: Sequence[str]) -> str:
     """A plain-text confusion matrix (rows true, columns predicted), for the console and docs.
 

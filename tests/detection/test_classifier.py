@@ -325,3 +325,6 @@ def test_a_classifier_that_learned_nothing_says_so(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "is no better than always answering free" in res.stderr and "train-segmenter" in res.stderr
     assert any("val accuracy" in w for w in json.loads(manifest_path(model).read_text())["warnings"])
+    res = CliRunner().invoke(
+        evaluate, ["--model", str(model), "--data", str(tmp_path / "data"), "--part", "all"])
+    assert res.exit_code == 0 and "warning: all accuracy" in res.stderr, res.output

@@ -14,6 +14,7 @@ from coilmap.errors import InputError
 from detection.classifier import DefectClassifier, load_classifier
 from detection.classifier.artefact import manifest_path
 from detection.classifier.ensemble import ClassifierEnsemble
+from detection.classifier.metrics import unlearned_warnings
 from detection.cli_classifier_ensemble import combine_classifier
 from detection.cli_classify import classify, evaluate, train_classifier
 from tests.detection.test_classifier import TINY, _bright_dark, _write_class_folders
@@ -94,6 +95,7 @@ def test_combine_classifier_from_the_command_line(tmp_path: Path) -> None:
     assert manifest["train_seconds"] == pytest.approx(sum(m["train_seconds"] for m in manifest["members"]),
                                                       abs=0.2)
     assert manifest["metrics"]["val"]["n"] > 0
+    assert manifest["warnings"] == unlearned_warnings(manifest["metrics"])
     res = runner.invoke(classify, ["--model", str(out), str(data / "dark")])
     assert res.exit_code == 0 and res.output.startswith("path,label,confidence"), res.output
     res = runner.invoke(evaluate, ["--model", str(out), "--data", str(data), "--part", "all"])
