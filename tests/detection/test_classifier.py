@@ -295,6 +295,12 @@ def test_a_moving_average_of_the_weights_is_what_is_validated_and_kept() -> None
     assert not torch.equal(averaged.net_.state_dict()[head], plain.net_.state_dict()[head])
     assert (averaged.predict_proba(xv).argmax(1) == np.array(yv)).mean() >= 0.9
     assert averaged.config()["params"]["ema_decay"] == 0.9
+    # without validation images the average is what is kept too: the last step's, at no decay
+    last = DefectClassifier(**TINY, epochs=2, lr=1e-2).fit(x, y, classes=fit["classes"])
+    kept = DefectClassifier(**TINY, epochs=2, lr=1e-2, ema_decay=1e-9).fit(x, y, classes=fit["classes"])
+    torch.testing.assert_close(kept.net_.state_dict()[head], last.net_.state_dict()[head])
+    smooth = DefectClassifier(**TINY, epochs=2, lr=1e-2, ema_decay=0.9).fit(x, y, classes=fit["classes"])
+    assert not torch.equal(smooth.net_.state_dict()[head], last.net_.state_dict()[head])
 
 
 def test_precise_batch_norm_changes_the_statistics_and_nothing_the_training_draws() -> None:
