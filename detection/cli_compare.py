@@ -68,7 +68,6 @@ def compare_anomaly(model_paths: tuple[Path, ...], mt_root: Path | None, selecti
     from detection.anomaly import load_scorer
     from detection.anomaly.compare import map_histograms, paired_tile_bootstrap
     from detection.anomaly.evaluate import mt_selection_items, mt_test_items
-    from detection.anomaly.mt_data import load_mask
     from detection.images import load_gray
 
     _two_models(model_paths, threads)
@@ -76,10 +75,9 @@ def compare_anomaly(model_paths: tuple[Path, ...], mt_root: Path | None, selecti
     items = mt_selection_items(root) if selection else mt_test_items(root)
     tiles = np.array(_tile_ids([(it.image.parent, it.image_id) for it in items],
                                [it.class_dir for it in items]))
-    labels = np.array([it.class_dir != "MT_Free" for it in items])
+    labels = np.array([it.is_defect for it in items])
     images = [load_gray(it.image) for it in items]
-    masks = [load_mask(it.mask) if it.class_dir != "MT_Free" else np.zeros(im.shape, bool)
-             for it, im in zip(items, images, strict=True)]
+    masks = [it.defect_mask(im.shape) for it, im in zip(items, images, strict=True)]
     scored = []
     for path in model_paths:
         maps, scores = load_scorer(path).score_maps_and_samples(images)

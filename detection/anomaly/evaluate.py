@@ -18,7 +18,7 @@ import numpy as np
 
 from detection.anomaly.base import AnomalyScorer
 from detection.anomaly.metrics import auroc, binned_auroc
-from detection.anomaly.mt_data import MT_DEFECT_CLASSES, MtItem, load_gray, load_mask, mt_items
+from detection.anomaly.mt_data import MT_DEFECT_CLASSES, MtItem, load_gray, mt_items
 
 
 def evaluate_synthetic_val(
@@ -107,15 +107,13 @@ def evaluate_mt(
     start = time.perf_counter()
     maps, scores = scorer.score_maps_and_samples(images)
     seconds = time.perf_counter() - start
-    labels = np.array([it.class_dir != "MT_Free" for it in items])
+    labels = np.array([it.is_defect for it in items])
     per_class = {}
     for class_dir in MT_DEFECT_CLASSES:
         sel = np.array([it.class_dir in ("MT_Free", class_dir) for it in items])
         per_class[class_dir] = auroc(labels[sel], scores[sel])
-    pixel_labels = np.concatenate([
-        (load_mask(it.mask) if it.class_dir != "MT_Free" else np.zeros(m.shape, bool)).ravel()
-        for it, m in zip(items, maps, strict=True)
-    ])
+    pixel_labels = np.concatenate([it.defect_mask(m.shape).ravel()
+                                   for it, m in zip(items, maps, strict=True)])
     pixel_scores = np.concatenate([m.ravel() for m in maps])
     predictions = scores >= scorer.threshold_
     image_auroc, pixel_auroc = auroc(labels, scores), binned_auroc(pixel_labels, pixel_scores)

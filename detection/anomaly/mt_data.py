@@ -29,6 +29,15 @@ class MtItem:
     image: Path
     mask: Path
 
+    @property
+    def is_defect(self) -> bool:
+        """Whether the image is of a defect class (not ``MT_Free``)."""
+        return self.class_dir != "MT_Free"
+
+    def defect_mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """Its boolean defect mask; all clean (of ``shape``, its image's) for an ``MT_Free`` image."""
+        return load_mask(self.mask) if self.is_defect else np.zeros(shape, bool)
+
 
 def mt_items(root: Path, class_dir: str, part: str) -> list[MtItem]:
     """The images of ``class_dir`` (e.g. ``MT_Free``) in ``part``, sorted by id."""

@@ -52,7 +52,7 @@ class ClassifierEnsemble(DefectClassifier):
                 )
         # DefectClassifier's parameters as member 1's (input_px, tta, ...); each member
         # predicts with its own
-        super().__init__(**{k: v for k, v in vars(first).items() if not k.endswith("_")})
+        super().__init__(**first.get_params())
         self.members = list(members)
         self.tta = None  # type: ignore[assignment]  # each member's own unless a caller sets it
         self.classes_ = list(first.classes_)

@@ -216,11 +216,11 @@ class DefectClassifier:
                     log(f"stopped after epoch {epoch} of {self.epochs}: the next would pass "
                         f"--max-minutes {self.max_minutes}")
                 break
-        if ema is not None and not has_val:
-            net.load_state_dict(ema.state_dict())
         if has_val:
             net.load_state_dict(best_state)
             self.tta = self._choose_tta(val_images, val_labels)  # type: ignore[arg-type]
+        elif ema is not None:
+            net.load_state_dict(ema.state_dict())
         net.eval()
         return self
 
@@ -397,16 +397,16 @@ class DefectClassifier:
         return self.net_.features(self._tensor(images01))
 
     # ----------------------------------------------------------------------------- files
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters as set (scikit-learn contract: learned state ends in ``_``)."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
     def config(self) -> dict[str, Any]:
         """Everything :meth:`load` needs to rebuild the estimator (params + learned scalars)."""
         self._check_fitted()
         return {
             "architecture": "CompactResNet",
-            "params": {
-                k: list(v) if isinstance(v, tuple) else v
-                for k, v in vars(self).items()
-                if not k.endswith("_")
-            },
+            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()},
             "classes": list(self.classes_),
             "input_px": self.input_px,
             "normalisation": {"mean": self.mean_, "std": self.std_},
